@@ -1,0 +1,486 @@
+"""Groma (arXiv 2404.13013) as Transformers models: `GromaModel`, `GromaForConditionalGeneration`,
+`GromaForRegionProposal`.
+
+Data flow of one prefill (paper Fig. 2, spec §1-2):
+pixels -> DINOv2 -> (a) image tokens: 2x2 merge + bridge MLP; (b) region proposer -> region selection (NMS, with the
+user's boxes) -> (c) region encoder -> region tokens; the prompt's `<image>` / `<region>` placeholders are expanded
+and the features injected into the LLM's input embeddings; generated `<rK>` tokens point at the K-th selected box.
+"""
+
+import torch
+from torch import nn
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache
+from transformers.modeling_utils import slice_logits_to_keep
+
+from ..configuration_groma import GromaConfig
+from .loss import detection_loss
+from .outputs import (
+    GromaCausalLMOutputWithPast,
+    GromaGenerateOutput,
+    GromaModelOutputWithPast,
+    GromaMultimodalInputs,
+    GromaRegionProposalOutput,
+    GromaRegionProposerOutput,
+)
+from .region_encoder import GromaRegionEncoder
+from .region_proposer import GromaRegionProposer
+from .region_selection import match_boxes_to_regions, select_regions
+from .sequence import expand_placeholders, pad_sequences
+from .validation import check_box_lists
+from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge_patches_2x2, tokens_to_feature_map
+
+
+class GromaPreTrainedModel(PreTrainedModel):
+    config: GromaConfig
+    base_model_prefix = "model"
+    input_modalities = ("image", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GromaRegionProposer", "GromaRegionEncoder"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, GromaRegionEncoder):
+            for conv in [*module.level_convs, *module.fusion.input_convs]:
+                init.normal_(conv.weight, std=0.01)
+                init.zeros_(conv.bias)
+            for block in module.fusion.fuse_blocks:
+                init.normal_(block.conv.weight, std=0.01)
+
+    def _build_vision_tower(self) -> nn.Module:
+        vision_tower = AutoModel.from_config(self.config.vision_config)
+        if self.config.legacy_position_interpolation:
+            vision_tower.embeddings = GromaLegacyDinov2Embeddings(vision_tower.config)
+        return vision_tower
+
+    def encode_image(self, pixel_values: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[int, int]]:
+        """Run DINOv2 once: all hidden states ((B, 1 + h*w, C) each, pre final LayerNorm) and the grid (h, w)."""
+        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
+            raise ValueError(
+                f"`pixel_values` must be (batch, 3, height, width), got shape {tuple(pixel_values.shape)}."
+            )
+        patch = self.config.vision_config.patch_size
+        grid = (pixel_values.shape[2] // patch, pixel_values.shape[3] // patch)
+        outputs = self.vision_tower(pixel_values.to(self.vision_tower.dtype), output_hidden_states=True)
+        return outputs.hidden_states, grid
+
+    def get_feature_map(
+        self, vision_states: tuple[torch.Tensor, ...], layers: list[int], grid: tuple[int, int]
+    ) -> torch.Tensor:
+        """Mean of the named DINOv2 hidden states as a (B, C, h, w) map (CLS dropped)."""
+        tokens = torch.stack([vision_states[layer] for layer in layers]).mean(0)[:, 1:]
+        return tokens_to_feature_map(tokens, *grid)
+
+    def get_region_proposals(
+        self, vision_states: tuple[torch.Tensor, ...], grid: tuple[int, int]
+    ) -> GromaRegionProposerOutput:
+        """Proposer boxes (normalized cxcywh) and fused scores for every image."""
+        return self.region_proposer(self.get_feature_map(vision_states, self.config.proposer_feature_layers, grid))
+
+
+class GromaForRegionProposal(GromaPreTrainedModel):
+    """DINOv2 + region proposer alone: the detection-pretraining model (stage 1) and a class-agnostic detector.
+
+    `labels`, when given, is one dict per image with `boxes` ((n, 4) normalized cxcywh) and optionally `source`:
+    `"coco"` (default; COCO/Objects365/OpenImages/V3Det-style data) or `"sa1b"` (SA-1B-style data), which picks the
+    objectness head that image supervises.
+    """
+
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def __init__(self, config: GromaConfig):
+        super().__init__(config)
+        self.vision_tower = self._build_vision_tower()
+        self.region_proposer = GromaRegionProposer(config.proposer_config, config.vision_config.hidden_size)
+        self.post_init()
+
+    def forward(
+        self, pixel_values: torch.Tensor, labels: list[dict] | None = None, **kwargs
+    ) -> GromaRegionProposalOutput:
+        """Propose boxes for (B, 3, H, W) `pixel_values`; with `labels`, also the weighted detection loss."""
+        vision_states, grid = self.encode_image(pixel_values)
+        proposals = self.get_region_proposals(vision_states, grid)
+        loss = loss_dict = None
+        if labels is not None:
+            loss, loss_dict = detection_loss(proposals, labels, self.config.proposer_config)
+        return GromaRegionProposalOutput(loss=loss, loss_dict=loss_dict, **proposals)
+
+
+class GromaModel(GromaPreTrainedModel):
+    """Groma without the LM head: vision tower, region proposer, bridge, region encoder and the base LLM."""
+
+    def __init__(self, config: GromaConfig):
+        super().__init__(config)
+        self.vision_tower = self._build_vision_tower()
+        self.region_proposer = GromaRegionProposer(config.proposer_config, config.vision_config.hidden_size)
+        self.multi_modal_projector = GromaMultiModalProjector(
+            4 * config.vision_config.hidden_size, config.text_config.hidden_size, config.projector_hidden_act
+        )
+        self.region_encoder = GromaRegionEncoder(config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.language_model.set_input_embeddings(value)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        refer_boxes: list[torch.Tensor] | None = None,
+        ground_boxes: list[torch.Tensor] | None = None,
+        region_boxes: list[torch.Tensor] | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        image_sizes: torch.Tensor | None = None,
+        **kwargs,
+    ) -> GromaModelOutputWithPast:
+        r"""Run the LLM on a prompt, expanding and filling its `<image>`/`<region>` placeholders when `pixel_values`
+        are given.
+
+        Args:
+            input_ids: (B, T) prompts with one `<image>` and one `<region>` placeholder each (padded on either side;
+                `attention_mask` tells real tokens). Without `pixel_values` they are fed to the LLM as they are.
+            pixel_values: (B, 3, H, W) images normalized with the ImageNet mean/std (see `GromaImageProcessor`).
+            refer_boxes: per sample, (n_i, 4) normalized cxcywh boxes the user refers to; one per `<refer_box>`.
+            ground_boxes: per sample, (g_i, 4) normalized cxcywh ground-truth boxes (training); one per
+                `<ground_box>`, which becomes the matched `<rK>` in the input and the labels.
+            region_boxes: per sample, (N_i, 4) normalized cxcywh regions to use instead of running the proposer
+                (the two-step path: `propose_regions` first, then generate with these).
+            labels: (B, T) labels aligned with `input_ids` (-100 = not supervised); expanded with the prompt.
+            image_sizes: accepted (and ignored) so processor outputs can be passed as they are.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+        multimodal = None
+        if pixel_values is not None:
+            if input_ids is None:
+                raise ValueError(
+                    "`pixel_values` need `input_ids` with <image>/<region> placeholders, not `inputs_embeds`."
+                )
+            multimodal = self.prepare_multimodal_inputs(
+                input_ids, pixel_values, attention_mask, refer_boxes, ground_boxes, region_boxes, labels
+            )
+            input_ids, inputs_embeds, attention_mask = None, multimodal.inputs_embeds, multimodal.attention_mask
+        else:
+            self._check_text_only(input_ids, past_key_values, refer_boxes, ground_boxes, region_boxes)
+        outputs = self.language_model(
+            input_ids=input_ids,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache if use_cache is not None else self.config.use_cache,
+            **kwargs,
+        )
+        return GromaModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            region_boxes=multimodal.region_boxes if multimodal else None,
+            region_scores=multimodal.region_scores if multimodal else None,
+            expanded_input_ids=multimodal.input_ids if multimodal else None,
+            expanded_attention_mask=attention_mask,
+            expanded_labels=multimodal.labels if multimodal else labels,
+        )
+
+    def prepare_multimodal_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        refer_boxes: list[torch.Tensor] | None = None,
+        ground_boxes: list[torch.Tensor] | None = None,
+        region_boxes: list[torch.Tensor] | None = None,
+        labels: torch.LongTensor | None = None,
+        padding_side: str = "right",
+    ) -> GromaMultimodalInputs:
+        """Everything before the LLM: encode, propose, select, encode regions, expand the prompt, inject features.
+
+        See `forward` for the arguments; `padding_side` is where the expanded batch is padded ("left" for generation).
+        """
+        batch_size = input_ids.shape[0]
+        if pixel_values.shape[0] != batch_size:
+            raise ValueError(
+                f"Got {pixel_values.shape[0]} images for {batch_size} prompts; Groma takes one image per prompt."
+            )
+        max_regions = self.config.max_region_num
+        refer_boxes = check_box_lists(refer_boxes, "refer_boxes", batch_size, max_regions, input_ids.device)
+        ground_boxes = check_box_lists(ground_boxes, "ground_boxes", batch_size, None, input_ids.device)
+
+        # 1. Image: DINOv2 -> 2x2 merge -> bridge MLP
+        vision_states, grid = self.encode_image(pixel_values)
+        image_features = self.get_image_features(vision_states, grid)  # (B, h*w/4, D)
+        # 2. Regions: proposals + user/GT boxes -> NMS -> top-k (or the caller's regions)
+        if region_boxes is None:
+            proposals = self.get_region_proposals(vision_states, grid)
+            region_boxes, region_scores = self.select_regions(proposals, refer_boxes, ground_boxes)
+        else:
+            region_boxes = check_box_lists(
+                region_boxes, "region_boxes", batch_size, max_regions, input_ids.device, allow_empty=False
+            )
+            region_scores = [boxes.new_ones(len(boxes)) for boxes in region_boxes]
+        # 3. Region tokens: multi-level RoIAlign features of every selected region
+        region_features = self.get_region_features(vision_states, grid, region_boxes, tuple(pixel_values.shape[-2:]))
+        # 4. Sequence: expand placeholders, point <refer_box>/<ground_box> at their best-matching region
+        refer_indices = [match_boxes_to_regions(b, r) for b, r in zip(refer_boxes, region_boxes)]
+        ground_indices = [match_boxes_to_regions(b, r) for b, r in zip(ground_boxes, region_boxes)]
+        expanded_ids, expanded_labels = self.expand_batch(
+            input_ids, attention_mask, labels, image_features.shape[1], region_boxes, refer_indices, ground_indices
+        )
+        ids = pad_sequences(expanded_ids, self.config.pad_token_id, padding_side)
+        mask = pad_sequences([torch.ones_like(s) for s in expanded_ids], 0, padding_side)
+        padded_labels = pad_sequences(expanded_labels, -100, padding_side) if labels is not None else None
+        # 5. Embeddings: token embeddings with image, region and referred-region features injected
+        has_refer_feat = [(ids_ == self.config.refer_feat_token_id).any() for ids_ in expanded_ids]
+        refer_features = [f[i] for f, i, used in zip(region_features, refer_indices, has_refer_feat) if used]
+        inputs_embeds = self.merge_multimodal_embeddings(ids, image_features, region_features, refer_features)
+        return GromaMultimodalInputs(
+            inputs_embeds=inputs_embeds,
+            input_ids=ids,
+            attention_mask=mask,
+            labels=padded_labels,
+            region_boxes=region_boxes,
+            region_scores=region_scores,
+        )
+
+    def get_image_features(self, vision_states: tuple[torch.Tensor, ...], grid: tuple[int, int]) -> torch.Tensor:
+        """Image tokens (B, h*w/4, D): the chosen DINOv2 layer, 2x2-merged, through the bridge MLP."""
+        feature_map = self.get_feature_map(vision_states, [self.config.image_feature_layer], grid)
+        return self.multi_modal_projector(merge_patches_2x2(feature_map))
+
+    def select_regions(
+        self, proposals: GromaRegionProposerOutput, refer_boxes: list[torch.Tensor], ground_boxes: list[torch.Tensor]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Kept regions per image ((N_i, 4) normalized cxcywh) and their scores, see [`select_regions`]."""
+        config = self.config
+        return select_regions(
+            proposals.pred_boxes.float(),
+            proposals.scores.float(),
+            refer_boxes,
+            ground_boxes,
+            nms_threshold=config.nms_threshold,
+            score_threshold=config.box_score_threshold,
+            max_regions=config.max_region_num,
+            refer_box_score=config.refer_box_score,
+            ground_box_score=config.ground_box_score,
+            shuffle=config.shuffle_regions and self.training,
+        )
+
+    def get_region_features(
+        self,
+        vision_states: tuple[torch.Tensor, ...],
+        grid: tuple[int, int],
+        region_boxes: list[torch.Tensor],
+        image_size: tuple[int, int],
+    ) -> list[torch.Tensor]:
+        """Region tokens per image, (N_i, D), from the DINOv2 layers named by `config.region_feature_layers`."""
+        feature_maps = [
+            self.get_feature_map(vision_states, [layer], grid) for layer in self.config.region_feature_layers
+        ]
+        return self.region_encoder(feature_maps, region_boxes, image_size)
+
+    def expand_batch(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        labels: torch.LongTensor | None,
+        num_image_tokens: int,
+        region_boxes: list[torch.Tensor],
+        refer_indices: list[torch.Tensor],
+        ground_indices: list[torch.Tensor],
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
+        """Expand every sample's real tokens (see [`expand_placeholders`]); returns unpadded ids and labels."""
+        real = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+        expanded = [
+            expand_placeholders(
+                input_ids[i][real[i]],
+                labels[i][real[i]] if labels is not None else None,
+                config=self.config,
+                num_image_tokens=num_image_tokens,
+                num_regions=len(region_boxes[i]),
+                refer_indices=refer_indices[i],
+                ground_indices=ground_indices[i],
+                sample_index=i,
+            )
+            for i in range(len(input_ids))
+        ]
+        return [ids for ids, _ in expanded], [lab for _, lab in expanded]
+
+    def merge_multimodal_embeddings(
+        self,
+        input_ids: torch.LongTensor,
+        image_features: torch.Tensor,
+        region_features: list[torch.Tensor],
+        refer_features: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """Embed the expanded ids and scatter the features into the `<image>`, `<region>` and `<refer_feat>` slots."""
+        inputs_embeds = self.get_input_embeddings()(input_ids)
+        for token_id, features in (
+            (self.config.image_token_id, image_features.flatten(0, 1)),
+            (self.config.region_token_id, torch.cat(region_features)),
+            (self.config.refer_feat_token_id, torch.cat(refer_features) if refer_features else None),
+        ):
+            slots = input_ids == token_id
+            num_features = 0 if features is None else len(features)
+            if slots.sum() != num_features:
+                raise ValueError(
+                    f"{int(slots.sum())} token(s) with id {token_id} but {num_features} feature vectors to place there."
+                )
+            if num_features:
+                inputs_embeds = inputs_embeds.masked_scatter(slots[..., None], features.to(inputs_embeds.dtype))
+        return inputs_embeds
+
+    def _check_text_only(self, input_ids, past_key_values, refer_boxes, ground_boxes, region_boxes):
+        if any(boxes is not None for boxes in (refer_boxes, ground_boxes, region_boxes)):
+            raise ValueError("`refer_boxes`, `ground_boxes` and `region_boxes` need `pixel_values`.")
+        is_prefill = past_key_values is None or past_key_values.get_seq_length() == 0
+        if input_ids is not None and is_prefill and (input_ids == self.config.image_token_id).any():
+            raise ValueError(
+                "`input_ids` contain the <image> placeholder but no `pixel_values` were given; pass the image "
+                "(e.g. `processor(images=..., text=...)`)."
+            )
+
+
+class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
+    """Groma with its LM head: grounded chat, referring and captioning, trained with next-token cross-entropy.
+
+    `generate` runs the vision path once, expands and left-pads the batch, and returns the caller's prompt followed
+    by the new tokens; with `return_dict_in_generate=True` the output also carries `region_boxes`, the boxes the
+    generated `<rK>` tokens refer to.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+
+    def __init__(self, config: GromaConfig):
+        super().__init__(config)
+        self.model = GromaModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Module):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        refer_boxes: list[torch.Tensor] | None = None,
+        ground_boxes: list[torch.Tensor] | None = None,
+        region_boxes: list[torch.Tensor] | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        image_sizes: torch.Tensor | None = None,
+        **kwargs,
+    ) -> GromaCausalLMOutputWithPast:
+        """See [`GromaModel.forward`]; `labels` (B, T) align with the unexpanded `input_ids` and give the loss.
+
+        `logits` cover the expanded sequence (B, L, vocab_size); `expanded_input_ids` says what each position is.
+        """
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            refer_boxes=refer_boxes,
+            ground_boxes=ground_boxes,
+            region_boxes=region_boxes,
+            labels=labels,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits=logits, labels=outputs.expanded_labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+        return GromaCausalLMOutputWithPast(
+            loss=loss, logits=logits, **{k: v for k, v in outputs.items() if k != "last_hidden_state"}
+        )
+
+    @torch.no_grad()
+    def propose_regions(
+        self, pixel_values: torch.Tensor, refer_boxes: list[torch.Tensor] | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Step one of the two-step path: the regions (normalized cxcywh) and scores `generate` would select.
+
+        Pass the returned boxes as `region_boxes=` to `generate`/`forward` to skip the proposer there.
+        """
+        refer_boxes = check_box_lists(
+            refer_boxes, "refer_boxes", len(pixel_values), self.config.max_region_num, pixel_values.device
+        )
+        vision_states, grid = self.model.encode_image(pixel_values)
+        proposals = self.model.get_region_proposals(vision_states, grid)
+        return self.model.select_regions(
+            proposals, refer_boxes, [torch.zeros(0, 4, device=pixel_values.device)] * len(refer_boxes)
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        refer_boxes: list[torch.Tensor] | None = None,
+        region_boxes: list[torch.Tensor] | None = None,
+        image_sizes: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """`GenerationMixin.generate` for Groma prompts (see the class docstring); other kwargs pass through."""
+        if pixel_values is None:
+            return super().generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        multimodal = self.model.prepare_multimodal_inputs(
+            input_ids, pixel_values, attention_mask, refer_boxes, None, region_boxes, padding_side="left"
+        )
+        outputs = super().generate(
+            input_ids=multimodal.input_ids,
+            attention_mask=multimodal.attention_mask,
+            inputs_embeds=multimodal.inputs_embeds,
+            **kwargs,
+        )
+        sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
+        sequences = torch.cat([input_ids, sequences[:, multimodal.input_ids.shape[1] :]], dim=1)
+        if isinstance(outputs, torch.Tensor):
+            return sequences
+        return GromaGenerateOutput(
+            **{**outputs, "sequences": sequences},
+            region_boxes=multimodal.region_boxes,
+            region_scores=multimodal.region_scores,
+        )
+
+    def prepare_inputs_for_generation(self, input_ids, inputs_embeds=None, is_first_iteration=False, **kwargs):
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
+        )
+        if inputs_embeds is not None and not is_first_iteration and not kwargs.get("use_cache", True):
+            # Without a cache every step re-reads the whole sequence: keep the multimodal prompt embeddings.
+            new_tokens = model_inputs.pop("input_ids")[:, inputs_embeds.shape[1] :]
+            model_inputs["inputs_embeds"] = torch.cat([inputs_embeds, self.get_input_embeddings()(new_tokens)], dim=1)
+        return model_inputs
