@@ -37,6 +37,7 @@ def tiny_groma_config(**overrides) -> GromaConfig:
             "num_attention_heads": 4,
             "num_key_value_heads": 4,
             "max_position_embeddings": 512,
+            "rms_norm_eps": 1e-5,
             "bos_token_id": 1,
             "eos_token_id": 2,
             "pad_token_id": token_id("[PAD]"),
