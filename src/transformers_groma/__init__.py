@@ -4,7 +4,14 @@ Importing the package registers the Groma classes with the Auto classes, so `Aut
 `AutoModelForImageTextToText` and `AutoProcessor` load Groma folders without `trust_remote_code`.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoModelForMultimodalLM
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageTextToText,
+    AutoModelForMultimodalLM,
+    AutoProcessor,
+)
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .configuration_groma import GromaConfig, GromaRegionProposerConfig
@@ -15,6 +22,7 @@ from .modeling import (
     GromaModel,
     GromaPreTrainedModel,
 )
+from .processing import GromaImageProcessor, GromaProcessor
 from .version import __version__
 
 
@@ -30,6 +38,10 @@ def register_auto_classes() -> None:
     AutoModel.register(GromaConfig, GromaModel, exist_ok=True)
     AutoModelForImageTextToText.register(GromaConfig, GromaForConditionalGeneration, exist_ok=True)
     AutoModelForMultimodalLM.register(GromaConfig, GromaForConditionalGeneration, exist_ok=True)
+    AutoImageProcessor.register(
+        GromaConfig, image_processor_classes={"torchvision": GromaImageProcessor}, exist_ok=True
+    )
+    AutoProcessor.register(GromaConfig, GromaProcessor, exist_ok=True)
 
 
 register_auto_classes()
@@ -39,8 +51,10 @@ __all__ = [
     "GromaForConditionalGeneration",
     "GromaForRegionProposal",
     "GromaGenerateOutput",
+    "GromaImageProcessor",
     "GromaModel",
     "GromaPreTrainedModel",
+    "GromaProcessor",
     "GromaRegionProposerConfig",
     "__version__",
     "register_auto_classes",

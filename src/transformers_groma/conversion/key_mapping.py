@@ -100,7 +100,7 @@ def convert_state_dict(original: dict[str, torch.Tensor], prefix: str = "model."
         else:
             tensor = original[sources[0]]
             for alias in sources[1:]:
-                if not torch.equal(original[alias], tensor):
+                if not tensor.is_meta and not torch.equal(original[alias], tensor):
                     raise ValueError(f"Aliased keys {sources[0]!r} and {alias!r} hold different tensors.")
         converted[new_key if new_key == "lm_head.weight" else prefix + new_key] = tensor
     return converted
