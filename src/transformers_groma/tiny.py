@@ -4,7 +4,13 @@ Its sizes are those of the parity fixture: 112 px images (8x8 DINOv2 grid), a 10
 by the 114 Groma tokens (ids 1000-1113).
 """
 
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
 from .configuration_groma import GromaConfig
+from .modeling import GromaForConditionalGeneration
+from .processing import CHAT_TEMPLATE, GromaImageProcessor, GromaProcessor, add_groma_tokens
 from .tokens import added_token_id
 
 
@@ -67,3 +73,44 @@ def tiny_groma_config(**overrides) -> GromaConfig:
     }
     settings.update(overrides)
     return GromaConfig(**settings)
+
+
+def tiny_groma_tokenizer() -> PreTrainedTokenizerFast:
+    """A byte-level tokenizer built in code (no files, no download; any text tokenizes).
+
+    Base vocabulary of 1000: `<unk>`=0, `<s>`=1, `</s>`=2, the 256 byte symbols, then made-up space-prefixed words
+    (so a random model's output reads as words), followed by the 114 Groma tokens (ids 1000-1113).
+    """
+    byte_symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+    words = [
+        f"\u0120{c}{v}{e}"
+        for c in "bdfgklmnprstvz"
+        for v in "aeiou"
+        for e in ("", "n", "r", "l", "s", "m", "ko", "ri", "ta", "ne", "lo")
+    ]
+    vocab = ["<unk>", "<s>", "</s>", *byte_symbols, *words][:TINY_BASE_VOCAB]
+    backend = Tokenizer(models.BPE({token: i for i, token in enumerate(vocab)}, merges=[], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>", add_bos_token=True
+    )
+    add_groma_tokens(tokenizer)
+    return tokenizer
+
+
+def tiny_groma_processor() -> GromaProcessor:
+    """Processor of the tiny model: 112 px images and [`tiny_groma_tokenizer`]."""
+    image_processor = GromaImageProcessor(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
+    return GromaProcessor(
+        image_processor=image_processor,
+        tokenizer=tiny_groma_tokenizer(),
+        chat_template=CHAT_TEMPLATE,
+        max_region_num=8,
+    )
+
+
+def tiny_groma_model(seed: int = 0, **config_overrides) -> GromaForConditionalGeneration:
+    """A tiny random `GromaForConditionalGeneration` (eval mode), reproducible for a given `seed`."""
+    torch.manual_seed(seed)
+    return GromaForConditionalGeneration(tiny_groma_config(**config_overrides)).eval()
