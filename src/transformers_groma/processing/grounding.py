@@ -55,20 +55,22 @@ class GroundedEntity(TypedDict):
 
 
 def _as_boxes(boxes: BoxesInput, argument_name: str) -> torch.Tensor:
-    try:
-        tensor = torch.as_tensor(np.asarray(boxes, dtype=np.float32) if not torch.is_tensor(boxes) else boxes)
-    except (TypeError, ValueError) as error:
+    if isinstance(boxes, str) or not isinstance(boxes, (torch.Tensor, np.ndarray, Sequence)):
         raise TypeError(
-            f"`{argument_name}` must be a tensor, an array or a nested sequence of numbers of shape (n, 4), got "
+            f"`{argument_name}` must be a tensor, an array or a sequence of [x1, y1, x2, y2] rows, got "
             f"{type(boxes).__name__}."
-        ) from error
-    if tensor.numel() == 0:
-        return tensor.reshape(0, 4).float()
+        )
+    try:
+        tensor = boxes.float() if isinstance(boxes, torch.Tensor) else torch.from_numpy(np.asarray(boxes, np.float32))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"`{argument_name}` must be numbers of shape (n, 4): {error}") from error
+    if tensor.ndim == 1 and tensor.numel() == 0:
+        return tensor.reshape(0, 4)
     if tensor.ndim != 2 or tensor.shape[-1] != 4:
         raise ValueError(
             f"`{argument_name}` must have shape (n, 4) (one [x1, y1, x2, y2] row per box), got {tuple(tensor.shape)}."
         )
-    return tensor.float()
+    return tensor
 
 
 def _check_image_size(image_size: Sequence[int], argument_name: str = "image_size") -> tuple[int, int]:
@@ -216,8 +218,9 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
                 continue
             group = group_owner = None  # unterminated group: dropped
 
-        if piece.strip() or (piece and last_phrase is None):
+        if piece.strip():
             last_phrase = None
+        if piece.strip() or tag != ROI_START_TOKEN:  # whitespace before `<roi>` is markup
             clean_text = _append_text(clean_text, piece)
 
         if tag == PHRASE_START_TOKEN:

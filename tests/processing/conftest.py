@@ -1,0 +1,53 @@
+"""Shared fixtures for the processing tests: the reference fixture folder, tokenizers and a small processor."""
+
+import json
+import string
+from pathlib import Path
+
+import pytest
+from transformers import LlamaTokenizer
+
+from transformers_groma.processing import GromaImageProcessor, GromaProcessor, add_groma_tokens
+
+
+FIXTURE_DIR = Path(__file__).parents[2].parent / "shared" / "fixtures" / "groma_reference"
+GOLDEN_IDS_FILE = Path(__file__).parent / "data" / "original_tokenizer_ids.json"
+
+
+@pytest.fixture(scope="session")
+def fixture_dir() -> Path:
+    if not (FIXTURE_DIR / "tokenizer.model").is_file():
+        pytest.skip(f"Groma reference fixtures not found at {FIXTURE_DIR} (needs ../shared next to the repository).")
+    return FIXTURE_DIR
+
+
+@pytest.fixture(scope="session")
+def meta(fixture_dir) -> dict:
+    return json.loads((fixture_dir / "meta.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def golden_ids() -> dict:
+    return json.loads(GOLDEN_IDS_FILE.read_text())
+
+
+def build_tiny_tokenizer() -> LlamaTokenizer:
+    """A character-level Llama tokenizer (no merges) with Groma's tokens: ids 0-97 base, 98-211 Groma."""
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3}
+    for character in string.ascii_letters + string.digits + string.punctuation:
+        vocab.setdefault(character, len(vocab))
+    tokenizer = LlamaTokenizer(vocab=vocab, merges=[], add_bos_token=True, legacy=True)
+    # `LlamaTokenizer.__init__` does not record `legacy`; without this, a reloaded copy would use `legacy=False`.
+    tokenizer.init_kwargs["legacy"] = True
+    add_groma_tokens(tokenizer)
+    return tokenizer
+
+
+@pytest.fixture
+def tiny_tokenizer() -> LlamaTokenizer:
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture
+def processor(tiny_tokenizer) -> GromaProcessor:
+    return GromaProcessor(GromaImageProcessor(size={"height": 112, "width": 112}), tiny_tokenizer)
