@@ -173,6 +173,8 @@ class GromaModel(GromaPreTrainedModel):
                 raise ValueError(
                     "`pixel_values` need `input_ids` with <image>/<region> placeholders, not `inputs_embeds`."
                 )
+            if position_ids is not None:
+                raise ValueError("`position_ids` cannot be given with `pixel_values`: the prompt is expanded first.")
             multimodal = self.prepare_multimodal_inputs(
                 input_ids, pixel_values, attention_mask, refer_boxes, ground_boxes, region_boxes, labels
             )
