@@ -3,6 +3,7 @@
 from .modeling_groma import GromaForConditionalGeneration, GromaForRegionProposal, GromaModel, GromaPreTrainedModel
 from .outputs import (
     GromaCausalLMOutputWithPast,
+    GromaGenerateBeamOutput,
     GromaGenerateOutput,
     GromaModelOutputWithPast,
     GromaRegionProposalOutput,
@@ -17,6 +18,7 @@ __all__ = [
     "GromaCausalLMOutputWithPast",
     "GromaForConditionalGeneration",
     "GromaForRegionProposal",
+    "GromaGenerateBeamOutput",
     "GromaGenerateOutput",
     "GromaModel",
     "GromaModelOutputWithPast",

@@ -12,12 +12,14 @@ from torch import nn
 from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
+from transformers.generation.utils import GenerateBeamDecoderOnlyOutput
 from transformers.modeling_utils import slice_logits_to_keep
 
 from ..configuration_groma import GromaConfig
 from .loss import detection_loss
 from .outputs import (
     GromaCausalLMOutputWithPast,
+    GromaGenerateBeamOutput,
     GromaGenerateOutput,
     GromaModelOutputWithPast,
     GromaMultimodalInputs,
@@ -273,8 +275,8 @@ class GromaModel(GromaPreTrainedModel):
         """Kept regions per image ((N_i, 4) normalized cxcywh) and their scores, see [`select_regions`]."""
         config = self.config
         return select_regions(
-            proposals.pred_boxes.float(),
-            proposals.scores.float(),
+            proposals.pred_boxes.detach().float(),  # selection is not differentiable (as in the original)
+            proposals.scores.detach().float(),
             refer_boxes,
             ground_boxes,
             nms_threshold=config.nms_threshold,
@@ -458,6 +460,8 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
         """`GenerationMixin.generate` for Groma prompts (see the class docstring); other kwargs pass through."""
         if pixel_values is None:
             return super().generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        if input_ids is None:
+            raise ValueError("`pixel_values` need `input_ids` with the <image>/<region> placeholders.")
         multimodal = self.model.prepare_multimodal_inputs(
             input_ids, pixel_values, attention_mask, refer_boxes, None, region_boxes, padding_side="left"
         )
@@ -468,13 +472,18 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
             **kwargs,
         )
         sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
-        sequences = torch.cat([input_ids, sequences[:, multimodal.input_ids.shape[1] :]], dim=1)
+        copies = sequences.shape[0] // input_ids.shape[0]  # num_return_sequences (x num_beams returned)
+        prompt = input_ids.repeat_interleave(copies, dim=0)
+        sequences = torch.cat([prompt, sequences[:, multimodal.input_ids.shape[1] :]], dim=1)
         if isinstance(outputs, torch.Tensor):
             return sequences
-        return GromaGenerateOutput(
+        output_class = (
+            GromaGenerateBeamOutput if isinstance(outputs, GenerateBeamDecoderOnlyOutput) else GromaGenerateOutput
+        )
+        return output_class(
             **{**outputs, "sequences": sequences},
-            region_boxes=multimodal.region_boxes,
-            region_scores=multimodal.region_scores,
+            region_boxes=[boxes for boxes in multimodal.region_boxes for _ in range(copies)],
+            region_scores=[scores for scores in multimodal.region_scores for _ in range(copies)],
         )
 
     def prepare_inputs_for_generation(self, input_ids, inputs_embeds=None, is_first_iteration=False, **kwargs):

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers.cache_utils import Cache
-from transformers.generation.utils import GenerateDecoderOnlyOutput
+from transformers.generation.utils import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
 from transformers.utils import ModelOutput
 
 
@@ -131,9 +131,18 @@ class GromaGenerateOutput(GenerateDecoderOnlyOutput):
     `sequences[:, input_ids.shape[1]:]` are the generated tokens.
 
     Args:
-        region_boxes: per sample, (N_i, 4) normalized cxcywh; `<rK>` in the output is `region_boxes[i][K]`.
+        region_boxes: per returned sequence, (N_i, 4) normalized cxcywh; `<rK>` in sequence i is
+            `region_boxes[i][K]`.
         region_scores: per sample, (N_i,) selection scores.
     """
+
+    region_boxes: list[torch.Tensor] | None = None
+    region_scores: list[torch.Tensor] | None = None
+
+
+@dataclass
+class GromaGenerateBeamOutput(GenerateBeamDecoderOnlyOutput):
+    """Beam-search counterpart of [`GromaGenerateOutput`] (one `region_boxes` entry per returned sequence)."""
 
     region_boxes: list[torch.Tensor] | None = None
     region_scores: list[torch.Tensor] | None = None

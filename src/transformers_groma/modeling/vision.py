@@ -49,6 +49,12 @@ def merge_patches_2x2(feature_map: torch.Tensor) -> torch.Tensor:
     The four channel blocks are the patches at (even row, even col), (odd row, even col), (even row, odd col) and
     (odd row, odd col) of every 2x2 cell; cells are flattened row-major (spec §1.4).
     """
+    height, width = feature_map.shape[-2:]
+    if height % 2 or width % 2:
+        raise ValueError(
+            f"The image gives a {height}x{width} patch grid; Groma merges 2x2 patches, so the grid must be even "
+            "(e.g. 448 px images with patch size 14)."
+        )
     grid = feature_map.permute(0, 2, 3, 1)  # (B, h, w, C)
     merged = torch.cat(
         [grid[:, 0::2, 0::2], grid[:, 1::2, 0::2], grid[:, 0::2, 1::2], grid[:, 1::2, 1::2]], dim=-1
