@@ -56,6 +56,15 @@ class GromaPreTrainedModel(PreTrainedModel):
             for block in module.fusion.fuse_blocks:
                 init.normal_(block.conv.weight, std=0.01)
 
+    def save_pretrained(self, save_directory, *args, save_original_format: bool = False, **kwargs):
+        """`PreTrainedModel.save_pretrained`, writing the runtime parameter names by default.
+
+        transformers would otherwise restore DINOv2's older names (`attention.attention.query`) on save. Loading
+        with `from_pretrained` reads both layouts, but the Trainer resumes checkpoints with a plain
+        `load_state_dict`, which would silently skip the vision tower's weights.
+        """
+        return super().save_pretrained(save_directory, *args, save_original_format=save_original_format, **kwargs)
+
     def _build_vision_tower(self) -> nn.Module:
         vision_tower = AutoModel.from_config(self.config.vision_config)
         if self.config.legacy_position_interpolation:

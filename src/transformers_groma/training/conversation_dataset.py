@@ -1,0 +1,116 @@
+"""Turning conversation records into model inputs: token ids, labels, pixel values and boxes.
+
+Labels follow the original (spec §2.2): only the assistant answers are supervised, plus the `</s>` closing each
+answer with the `llava` template (the `default` template of stage 2 has none). The system prompt, Groma's fixed
+first exchange, the user turns and the role markers are -100. The answers are located with the chat template's
+`{% generation %}` blocks (`return_assistant_tokens_mask`), so the text is tokenized exactly once, as at inference.
+"""
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from transformers import PreTrainedTokenizerBase
+from transformers.image_processing_utils import BaseImageProcessor
+
+from ..processing import CHAT_TEMPLATE, STAGE2_CHAT_TEMPLATE
+from ..tokens import GROUND_BOX_TOKEN, IGNORE_INDEX, REFER_BOX_TOKEN
+from .records import InvalidRecordError
+
+
+CHAT_TEMPLATES = {"default": STAGE2_CHAT_TEMPLATE, "llava": CHAT_TEMPLATE}
+
+
+class ConversationEncoder:
+    """Tokenizes a conversation with a Groma chat template and builds its labels.
+
+    Args:
+        tokenizer: A tokenizer holding Groma's tokens (fast backend, for the assistant mask).
+        template: `"default"` (stage 2) or `"llava"` (stage 3, inference).
+        max_length: Most tokens per sample before the model expands the placeholders (the original's
+            `model_max_length`, 2048). Longer conversations lose whole trailing user/assistant pairs.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, template: str, max_length: int):
+        if template not in CHAT_TEMPLATES:
+            raise ValueError(f"Unknown conversation template {template!r}; choose from {sorted(CHAT_TEMPLATES)}.")
+        self.tokenizer = tokenizer
+        self.chat_template = CHAT_TEMPLATES[template]
+        self.max_length = max_length
+
+    def __call__(self, messages: list[dict]) -> tuple[list[int], list[int], int]:
+        """Token ids and labels of a conversation, and how many of its messages fit in `max_length`.
+
+        Raises:
+            ValueError: if even the first user/assistant pair is longer than `max_length`.
+        """
+        for num_messages in range(len(messages), 0, -2):
+            input_ids, labels = self.encode(messages[:num_messages])
+            if len(input_ids) <= self.max_length:
+                return input_ids, labels, num_messages
+        raise ValueError(
+            f"The first exchange alone is {len(input_ids)} tokens, more than the maximum length {self.max_length}; "
+            "raise `--model_max_length` or shorten the sample."
+        )
+
+    def encode(self, messages: list[dict]) -> tuple[list[int], list[int]]:
+        """Token ids (with the BOS token when the tokenizer adds one) and labels of `messages`, untruncated."""
+        encoding = self.tokenizer.apply_chat_template(
+            messages,
+            chat_template=self.chat_template,
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
+        )
+        input_ids = list(encoding["input_ids"])
+        labels = [
+            token if supervised else IGNORE_INDEX for token, supervised in zip(input_ids, encoding["assistant_masks"])
+        ]
+        if getattr(self.tokenizer, "add_bos_token", False) and self.tokenizer.bos_token_id is not None:
+            input_ids, labels = [self.tokenizer.bos_token_id, *input_ids], [IGNORE_INDEX, *labels]
+        return input_ids, labels
+
+
+class ConversationDataset(Dataset):
+    """Model inputs of one source's conversation records.
+
+    Each item holds `input_ids` and `labels` (1-D), `pixel_values` (3, H, W), `refer_boxes` / `ground_boxes`
+    (pixel `[x1, y1, x2, y2]`, (n, 4)) and `image_size` (height, width of the original image); the collator turns the
+    boxes into normalized cxcywh.
+
+    Args:
+        records: Conversation records (see `records`).
+        encoder: Tokenizes the conversations.
+        image_processor: Resizes and normalizes the images (`GromaImageProcessor`).
+        source_name: Name of the source, for error messages.
+    """
+
+    def __init__(self, records, encoder: ConversationEncoder, image_processor: BaseImageProcessor, source_name: str):
+        self.records = records
+        self.encoder = encoder
+        self.image_processor = image_processor
+        self.source_name = source_name
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        record = self.records[index]
+        try:
+            with Image.open(record["image"]) as image:
+                image = image.convert("RGB")
+            input_ids, labels, num_messages = self.encoder(record["messages"])
+        except (OSError, ValueError) as error:
+            raise InvalidRecordError(f"{self.source_name}: record {record['id']}: {error}") from error
+        kept_text = "".join(message["content"] for message in record["messages"][:num_messages])
+        return {
+            "input_ids": torch.tensor(input_ids),
+            "labels": torch.tensor(labels),
+            "pixel_values": self.image_processor(image, return_tensors="pt")["pixel_values"][0],
+            "refer_boxes": _boxes(record["refer_boxes"][: kept_text.count(REFER_BOX_TOKEN)]),
+            "ground_boxes": _boxes(record["ground_boxes"][: kept_text.count(GROUND_BOX_TOKEN)]),
+            "image_size": (image.height, image.width),
+        }
+
+
+def _boxes(boxes: list) -> torch.Tensor:
+    return torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)

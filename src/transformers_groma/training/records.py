@@ -1,0 +1,232 @@
+"""The record schemas every data source is converted to, and their validation.
+
+A *conversation record* (vision-language stages) is one image with a conversation about it:
+
+```python
+{
+    "id": "refcoco_train.json:1234",          # unique within its source; used in error messages
+    "image": "/data/coco/train2017/000000123456.jpg",
+    "messages": [                              # the real turns only: the chat template adds the system prompt and
+        {"role": "user", "content": "Locate <p>the dog</p> in the image."},   # Groma's fixed first exchange
+        {"role": "assistant", "content": "<roi><ground_box></roi>"},
+    ],
+    "refer_boxes": [],                         # pixel [x1, y1, x2, y2]: one per <refer_box> of the user turns
+    "ground_boxes": [[10.0, 20.0, 110.0, 220.0]],  # pixel [x1, y1, x2, y2]: one per <ground_box> of the answers
+    "width": 640, "height": 480,               # optional (None): read from the image file when missing
+}
+```
+
+A *detection record* (stage 1) is one image with class-agnostic pixel `[x1, y1, x2, y2]` boxes.
+"""
+
+import os
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from datasets import Dataset, Features, List, Value
+from PIL import Image
+from transformers.utils import logging
+
+from ..processing import validate_pixel_boxes
+from ..tokens import GROUND_BOX_TOKEN, IMAGE_TOKEN, REFER_BOX_TOKEN, REFER_FEAT_TOKEN, REGION_TOKEN
+from .data_config import DataSource
+
+
+logger = logging.get_logger(__name__)
+
+_BOXES = List(List(Value("float32")))
+CONVERSATION_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "image": Value("string"),
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+        "refer_boxes": _BOXES,
+        "ground_boxes": _BOXES,
+        "width": Value("int32"),
+        "height": Value("int32"),
+    }
+)
+DETECTION_FEATURES = Features(
+    {
+        "id": Value("string"),
+        "image_id": Value("int64"),
+        "image": Value("string"),
+        "boxes": _BOXES,
+        "width": Value("int32"),
+        "height": Value("int32"),
+    }
+)
+ROLES = ("user", "assistant")
+_PROBLEMS_SHOWN = 5
+
+
+class InvalidRecordError(ValueError):
+    """A data record that cannot be trained on; the message names the record and the problem."""
+
+
+def image_size(record: dict) -> tuple[int, int]:
+    """`(height, width)` of a record's image: its `height`/`width` fields, or the image file's header."""
+    if record.get("height") and record.get("width"):
+        return record["height"], record["width"]
+    with Image.open(record["image"]) as image:
+        return image.height, image.width
+
+
+def _check_image(record: dict) -> tuple[int, int]:
+    if not record["image"] or not os.path.isfile(record["image"]):
+        raise InvalidRecordError(f"image file {record['image']!r} does not exist")
+    try:
+        return image_size(record)
+    except OSError as error:
+        raise InvalidRecordError(f"image file {record['image']!r} cannot be read: {error}") from error
+
+
+def _check_boxes(boxes: list, size: tuple[int, int], name: str) -> None:
+    try:
+        validate_pixel_boxes(boxes, size, argument_name=name)
+    except (TypeError, ValueError) as error:
+        raise InvalidRecordError(str(error)) from error
+
+
+def check_conversation_record(record: dict, max_refer_boxes: int) -> None:
+    """Raise [`InvalidRecordError`] if `record` cannot be rendered and trained on.
+
+    Checks: the image exists and can be read; turns alternate user/assistant, start with the user and end with an answer, and are
+    non-empty; no turn holds Groma's `<image>`/`<region>` placeholders (the template writes them); `<refer_box>` only
+    in user turns and `<ground_box>` only in answers, as many as there are boxes; `<refer_feat>` absent or once per
+    `<refer_box>`; boxes inside the image with `x1 < x2` and `y1 < y2`.
+
+    Args:
+        record: A conversation record (see the module docstring).
+        max_refer_boxes: Most user boxes a sample may refer to (the model's `max_region_num`).
+    """
+    size = _check_image(record)
+    messages = record["messages"]
+    if not messages or len(messages) % 2:
+        raise InvalidRecordError(
+            f"the conversation has {len(messages)} turns; it needs user/assistant pairs (an even, non-zero number)"
+        )
+    for index, message in enumerate(messages):
+        if message["role"] != ROLES[index % 2]:
+            raise InvalidRecordError(
+                f"turn {index} is from {message['role']!r} but turns must alternate user, assistant, user, ..."
+            )
+        if not message["content"].strip():
+            raise InvalidRecordError(f"turn {index} ({message['role']}) is empty")
+        for placeholder in (IMAGE_TOKEN, REGION_TOKEN):
+            if placeholder in message["content"]:
+                raise InvalidRecordError(
+                    f"turn {index} contains {placeholder}; the chat template adds the image and region placeholders"
+                )
+        misplaced = GROUND_BOX_TOKEN if message["role"] == "user" else REFER_BOX_TOKEN
+        if misplaced in message["content"]:
+            raise InvalidRecordError(
+                f"turn {index} ({message['role']}) contains {misplaced}: {REFER_BOX_TOKEN} belongs in user turns, "
+                f"{GROUND_BOX_TOKEN} in answers"
+            )
+    text = "".join(message["content"] for message in messages)
+    for placeholder, boxes_key in ((REFER_BOX_TOKEN, "refer_boxes"), (GROUND_BOX_TOKEN, "ground_boxes")):
+        if text.count(placeholder) != len(record[boxes_key]):
+            raise InvalidRecordError(
+                f"{text.count(placeholder)} {placeholder} placeholder(s) but {len(record[boxes_key])} {boxes_key}"
+            )
+    if text.count(REFER_FEAT_TOKEN) not in (0, text.count(REFER_BOX_TOKEN)):
+        raise InvalidRecordError(
+            f"{text.count(REFER_FEAT_TOKEN)} {REFER_FEAT_TOKEN} for {text.count(REFER_BOX_TOKEN)} {REFER_BOX_TOKEN}: "
+            f"write one per referred box, or none"
+        )
+    if len(record["refer_boxes"]) > max_refer_boxes:
+        raise InvalidRecordError(
+            f"{len(record['refer_boxes'])} refer_boxes, more than the model's max_region_num ({max_refer_boxes})"
+        )
+    _check_boxes(record["refer_boxes"], size, "refer_boxes")
+    _check_boxes(record["ground_boxes"], size, "ground_boxes")
+
+
+def check_detection_record(record: dict) -> None:
+    """Raise [`InvalidRecordError`] if the image is missing or a box is empty or outside the image."""
+    _check_boxes(record["boxes"], _check_image(record), "boxes")
+
+
+class RecordAdapter(ABC):
+    """Reads one on-disk annotation format and converts its entries to records."""
+
+    features: Features = CONVERSATION_FEATURES
+
+    @abstractmethod
+    def entries(self, source: DataSource) -> Iterator[tuple[str, Any]]:
+        """Yield `(record id, raw entry)` pairs; the id names the entry in messages (file and index or image id)."""
+
+    @abstractmethod
+    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | None:
+        """Turn a raw entry into a record, or None when the original pipeline filters it out (e.g. no boxes).
+
+        Raises `InvalidRecordError` (or `KeyError`, `TypeError`, ... on missing or mistyped fields) for a malformed
+        entry.
+        """
+
+
+def build_records(
+    source: DataSource,
+    adapter: RecordAdapter,
+    check: Callable[[dict], None],
+    seed: int,
+    skip_bad_records: bool,
+) -> Dataset:
+    """Convert and check the entries of a source; raise on the first bad one, or drop the bad ones and log how many.
+
+    With `source.ratio < 1`, a seeded random subset of the entries is drawn first (the original drew it with the
+    unseeded global NumPy RNG, so every process could train on a different subset).
+
+    Args:
+        source: The data source.
+        adapter: Reader of the source's format.
+        check: Raises [`InvalidRecordError`] for a record that cannot be trained on (e.g.
+            [`check_conversation_record`]).
+        seed: Seeds the subset and the random choices of the conversion (instruction phrasings, sampled
+            categories, ...): the same seed gives the same records on every process.
+        skip_bad_records: Drop bad records (with a warning giving their number and the first problems) instead of
+            raising.
+
+    Returns:
+        The records as a `datasets.Dataset`.
+
+    Raises:
+        InvalidRecordError: naming the source, the record and the problem.
+    """
+    entries = list(adapter.entries(source))
+    if source.ratio < 1:
+        sampled = random.Random(f"{seed}:{source.name}:ratio").sample(
+            range(len(entries)), int(source.ratio * len(entries))
+        )
+        entries = [entries[index] for index in sorted(sampled)]
+        logger.info(f"{source.name}: training on {len(entries)} records (ratio {source.ratio}).")
+    rng = random.Random(f"{seed}:{source.name}")
+    records, problems = [], []
+    for record_id, entry in entries:
+        try:
+            record = adapter.convert(entry, source, rng)
+            if record is None:
+                continue
+            check({**record, "id": record_id})
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError) as error:
+            problem = str(error) if isinstance(error, InvalidRecordError) else f"malformed entry ({error!r})"
+            message = f"{source.name}: record {record_id}: {problem}"
+            if not skip_bad_records:
+                raise InvalidRecordError(
+                    f"{message}. Fix or remove the record, or pass `--skip_bad_records true` to skip such records."
+                ) from error
+            problems.append(message)
+            continue
+        records.append({**record, "id": record_id})
+    if problems:
+        shown = "\n  ".join(problems[:_PROBLEMS_SHOWN])
+        logger.warning(
+            f"Skipped {len(problems)} bad record(s) of {source.name} (`skip_bad_records`), kept {len(records)}; "
+            f"first problems:\n  {shown}"
+        )
+    if not records:
+        raise ValueError(f"{source.name}: no usable record in {source.annotation_file}.")
+    return Dataset.from_list(records, features=adapter.features)
