@@ -1,10 +1,9 @@
 """Training throughput of Groma: padded sdpa vs padding-free (packed) FlashAttention-2, measured side by side.
 
 Every mode runs forward + backward on the same synthetic batches (variable-length conversations, so padding
-matters). Padded modes call the model as the Trainer does; padding-free modes run the vision side and placeholder
-expansion as usual, then drop the padding of the expanded sequences, pack the batch into one row with restarting
-`position_ids` and run the LLM on it (FlashAttention-2 reads the sequence boundaries from the position ids; sdpa
-builds a block-diagonal mask). Reported: tokens/s (real expanded tokens, padding excluded), peak memory, the loss
+matters). Padded modes call the model as the Trainer does; padding-free modes call it with `padding_free=True`,
+which packs the expanded sequences into one row with restarting `position_ids` (FlashAttention-2 reads the sequence
+boundaries from them; sdpa builds a block-diagonal mask). Reported: tokens/s (real expanded tokens, padding excluded), peak memory, the loss
 (padding-free must match padded) and the ratios against `sdpa_padded`.
 
 FlashAttention-2 needs CUDA and the `flash-attn` package; it is skipped with a message otherwise. On CPU the script
@@ -105,24 +104,8 @@ def padded_step(model: GromaForConditionalGeneration, batch: dict) -> tuple[torc
 
 
 def padding_free_step(model: GromaForConditionalGeneration, batch: dict) -> tuple[torch.Tensor, int]:
-    inputs = model.model.prepare_multimodal_inputs(
-        batch["input_ids"],
-        batch["pixel_values"],
-        batch["attention_mask"],
-        batch["refer_boxes"],
-        batch["ground_boxes"],
-        labels=batch["labels"],
-    )
-    real = inputs.attention_mask.bool()
-    lengths = real.sum(1).tolist()
-    position_ids = torch.cat([torch.arange(length, device=real.device) for length in lengths])[None]
-    # Every sequence starts with an unsupervised token, so no label crosses a sequence boundary after packing.
-    hidden = model.model.language_model(
-        inputs_embeds=inputs.inputs_embeds[real][None], position_ids=position_ids, use_cache=False
-    ).last_hidden_state
-    logits = model.lm_head(hidden)
-    loss = model.loss_function(logits=logits, labels=inputs.labels[real][None], vocab_size=logits.shape[-1])
-    return loss, sum(lengths)
+    outputs = model(**batch, padding_free=True)
+    return outputs.loss, outputs.expanded_input_ids.shape[1]
 
 
 def measure(model, batches, step, attn_implementation: str, device: torch.device, warmup: int) -> dict:

@@ -736,3 +736,23 @@ def test_exactly_one_of_input_ids_and_inputs_embeds(model):
             model(inputs_embeds=embeds, pixel_values=pixels(1))
         # text-only inputs_embeds is fine and equals the ids path
         torch.testing.assert_close(model(inputs_embeds=embeds).logits, model(input_ids=ids).logits)
+
+
+def test_padding_free_batch_matches_the_padded_batch():
+    model = make_model(box_score_threshold=0.0)
+    batch = _training_batch()
+    with torch.no_grad():
+        padded = model(**batch, use_cache=False)
+        packed = model(**batch, padding_free=True)
+    real = padded.expanded_attention_mask.bool()
+    assert packed.logits.shape == (1, int(real.sum()), padded.logits.shape[-1])
+    torch.testing.assert_close(packed.logits[0], padded.logits[real], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(packed.loss, padded.loss)
+    assert torch.equal(packed.expanded_input_ids[0], padded.expanded_input_ids[real])
+    assert packed.past_key_values is None
+
+
+def test_padding_free_needs_pixel_values():
+    model = make_model()
+    with pytest.raises(ValueError, match="padding_free"):
+        model(input_ids=torch.tensor([[1, 5, 6]]), padding_free=True)

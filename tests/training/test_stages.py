@@ -153,11 +153,13 @@ def custom_args(jsonl: Path, coco: dict, output_dir: Path, *extra: str) -> list[
     ]
 
 
-def test_tiny_model_overfits_a_handful_of_samples(tmp_path, coco, custom_jsonl):
+@pytest.mark.parametrize("padding_free", ["false", "true"])
+def test_tiny_model_overfits_a_handful_of_samples(tmp_path, coco, custom_jsonl, padding_free):
     train_vl(
         custom_args(custom_jsonl, coco, tmp_path / "overfit")
         + ["--max_steps", "30", "--per_device_train_batch_size", "3", "--learning_rate", "3e-3"]
         + ["--lr_scheduler_type", "constant", "--logging_steps", "1", "--save_strategy", "no"]
+        + ["--padding_free", padding_free]
     )
     history = json.loads((tmp_path / "overfit" / "trainer_state.json").read_text())["log_history"]
     losses = [entry["loss"] for entry in history if "loss" in entry]

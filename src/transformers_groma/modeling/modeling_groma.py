@@ -29,7 +29,7 @@ from .outputs import (
 from .region_encoder import GromaRegionEncoder
 from .region_proposer import GromaRegionProposer
 from .region_selection import match_boxes_to_regions, select_regions
-from .sequence import expand_placeholders, pad_sequences
+from .sequence import expand_placeholders, pack_sequences, pad_sequences
 from .validation import check_box_lists
 from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge_patches_2x2, tokens_to_feature_map
 
@@ -158,6 +158,7 @@ class GromaModel(GromaPreTrainedModel):
         region_boxes: list[torch.Tensor] | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        padding_free: bool = False,
         image_sizes: torch.Tensor | None = None,
         **kwargs,
     ) -> GromaModelOutputWithPast:
@@ -174,6 +175,9 @@ class GromaModel(GromaPreTrainedModel):
             region_boxes: per sample, (N_i, 4) normalized cxcywh regions to use instead of running the proposer
                 (the two-step path: `propose_regions` first, then generate with these).
             labels: (B, T) labels aligned with `input_ids` (-100 = not supervised); expanded with the prompt.
+            padding_free: pack the expanded batch into one row without padding (training): positions restart per
+                sample, no cache is built, and the outputs (logits, expanded ids/labels) are (1, total_tokens, ...).
+                With FlashAttention-2 this runs the varlen kernels; sdpa/eager get a block-diagonal mask.
             image_sizes: accepted (and ignored) so processor outputs can be passed as they are.
         """
         if (input_ids is None) == (inputs_embeds is None):
@@ -190,6 +194,18 @@ class GromaModel(GromaPreTrainedModel):
                 input_ids, pixel_values, attention_mask, refer_boxes, ground_boxes, region_boxes, labels
             )
             input_ids, inputs_embeds, attention_mask = None, multimodal.inputs_embeds, multimodal.attention_mask
+            if padding_free:
+                position_ids, (inputs_embeds, packed_ids), packed_labels = pack_sequences(
+                    attention_mask, inputs_embeds, multimodal.input_ids, labels=multimodal.labels
+                )
+                multimodal.input_ids, multimodal.labels, attention_mask, use_cache = (
+                    packed_ids,
+                    packed_labels,
+                    None,
+                    False,
+                )
+        elif padding_free:
+            raise ValueError("`padding_free` packs a multimodal batch for training; it needs `pixel_values`.")
         else:
             self._check_text_only(input_ids, past_key_values, refer_boxes, ground_boxes, region_boxes)
         outputs = self.language_model(
@@ -406,6 +422,7 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
         region_boxes: list[torch.Tensor] | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
+        padding_free: bool = False,
         logits_to_keep: int | torch.Tensor = 0,
         image_sizes: torch.Tensor | None = None,
         **kwargs,
@@ -426,6 +443,7 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
             region_boxes=region_boxes,
             labels=labels,
             use_cache=use_cache,
+            padding_free=padding_free,
             **kwargs,
         )
         logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))

@@ -103,3 +103,24 @@ def pad_sequences(sequences: list[torch.Tensor], padding_value: int, padding_sid
     return torch.nn.utils.rnn.pad_sequence(
         sequences, batch_first=True, padding_value=padding_value, padding_side=padding_side
     )
+
+
+def pack_sequences(
+    attention_mask: torch.Tensor, *tensors: torch.Tensor | None, labels: torch.Tensor | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor | None], torch.Tensor | None]:
+    """Padding-free batch: the real tokens of all rows concatenated into one row.
+
+    Args:
+        attention_mask: (B, L) 1 for real tokens.
+        tensors: (B, L, ...) tensors to pack alike (None passes through).
+        labels: (B, L) labels; the first token of every sequence is set to -100 so no loss crosses a boundary.
+
+    Returns:
+        `position_ids` (1, T) restarting at 0 for every sequence (FlashAttention-2 and sdpa read the boundaries from
+        them), the packed tensors (1, T, ...), and the packed labels (1, T).
+    """
+    real = attention_mask.bool()
+    position_ids = (real.long().cumsum(-1) - 1)[real][None]
+    packed = [t[real][None] if t is not None else None for t in tensors]
+    packed_labels = labels[real][None].masked_fill(position_ids == 0, IGNORE_INDEX) if labels is not None else None
+    return position_ids, packed, packed_labels

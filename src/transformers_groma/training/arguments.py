@@ -39,6 +39,13 @@ class GromaTrainingArguments(TrainingArguments):
         metadata={"help": "Parameters whose name contains one of these strings train at `lr_multiplier` x the LR."},
     )
     lr_multiplier: float = field(default=0.1, metadata={"help": "LR factor of `lr_multiplier_patterns`."})
+    padding_free: bool = field(
+        default=False,
+        metadata={
+            "help": "Pack each expanded batch into one row without padding (vision-language stages). Pays off with "
+            "attn_implementation=flash_attention_2 (varlen kernels) when sample lengths differ a lot."
+        },
+    )
     auto_resume: bool = field(
         default=True,
         metadata={

@@ -18,9 +18,11 @@ class GromaDataCollator:
 
     Args:
         pad_token_id: Id of `[PAD]`.
+        padding_free: Ask the model to pack the expanded batch into one row (`GromaModel.forward(padding_free=)`).
     """
 
     pad_token_id: int
+    padding_free: bool = False
 
     def __call__(self, features: list[dict]) -> dict:
         def pad(key: str, value: int) -> torch.Tensor:
@@ -30,7 +32,7 @@ class GromaDataCollator:
 
         input_ids = pad("input_ids", self.pad_token_id)
         lengths = torch.tensor([len(feature["input_ids"]) for feature in features])
-        return {
+        batch = {
             "input_ids": input_ids,
             "attention_mask": (torch.arange(input_ids.shape[1])[None] < lengths[:, None]).long(),
             "labels": pad("labels", IGNORE_INDEX),
@@ -42,6 +44,9 @@ class GromaDataCollator:
                 for key in ("refer_boxes", "ground_boxes")
             },
         }
+        if self.padding_free:
+            batch["padding_free"] = True
+        return batch
 
 
 @dataclass

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=GromaDataCollator(processor.tokenizer.pad_token_id),
+        data_collator=GromaDataCollator(processor.tokenizer.pad_token_id, padding_free=training_args.padding_free),
         processing_class=processor,
     )
     return train_and_save(

@@ -1,0 +1,292 @@
+"""GroundingGPT (arXiv 2401.06071) as Transformers models: `GroundingGPTModel`, `GroundingGPTForConditionalGeneration`.
+
+Data flow (spec §1): each media item is encoded by its branch into a fixed number of LLM-width tokens, which replace
+the patch tokens of its `<xx_start>` + N x `<xx_patch>` + `<xx_end>` block in the prompt, in place (the sequence
+length does not change). Grounding is plain text: boxes `[x1, y1, x2, y2]` and time spans `{t1, t2}`.
+
+Call contract: `input_ids` hold the expanded placeholder blocks (as written by `GroundingGPTProcessor`); the media of
+each modality are stacked in the order their blocks appear in the batch (sample by sample, left to right), so a
+sample without a modality simply has no block of it and contributes no item.
+"""
+
+import torch
+from torch import nn
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache
+from transformers.modeling_utils import slice_logits_to_keep
+
+from ...configuration_groundinggpt import GroundingGPTConfig
+from .audio_encoder import GroundingGPTAudioEncoder, GroundingGPTImageBindAudioModel
+from .image_encoder import GroundingGPTImageEncoder
+from .outputs import (
+    GroundingGPTAudioFeaturesOutput,
+    GroundingGPTCausalLMOutputWithPast,
+    GroundingGPTImageFeaturesOutput,
+    GroundingGPTModelOutputWithPast,
+    GroundingGPTVideoFeaturesOutput,
+)
+from .placeholders import left_align, placeholder_mask, placeholder_specs, splice_features
+from .video_encoder import GroundingGPTVideoEncoder
+
+
+class GroundingGPTPreTrainedModel(PreTrainedModel):
+    config: GroundingGPTConfig
+    base_model_prefix = "model"
+    input_modalities = ("image", "video", "audio", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["GroundingGPTImageBindBlock"]
+    _skip_keys_device_placement = ["past_key_values"]
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, GroundingGPTImageBindAudioModel):
+            std = module.config.initializer_range
+            init.trunc_normal_(module.class_embedding, std=std)
+            init.trunc_normal_(module.position_embedding, std=std)
+        elif isinstance(module, GroundingGPTVideoEncoder):
+            init.normal_(module.frame_query_tokens, std=self.config.video_qformer_config.initializer_range)
+            init.normal_(module.video_query_tokens, std=self.config.video_temporal_qformer_config.initializer_range)
+        elif isinstance(module, GroundingGPTAudioEncoder):
+            init.normal_(module.query_tokens, std=self.config.audio_qformer_config.initializer_range)
+
+
+class GroundingGPTModel(GroundingGPTPreTrainedModel):
+    """GroundingGPT without the LM head: the three media branches and the base LLM."""
+
+    def __init__(self, config: GroundingGPTConfig):
+        super().__init__(config)
+        self.image_encoder = GroundingGPTImageEncoder(config)
+        self.video_encoder = GroundingGPTVideoEncoder(config)
+        self.audio_encoder = GroundingGPTAudioEncoder(config)
+        self.language_model = AutoModel.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.language_model.set_input_embeddings(value)
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> GroundingGPTImageFeaturesOutput:
+        """Image tokens of (N, 3, H, W) images; see [`GroundingGPTImageEncoder`]."""
+        return self.image_encoder(pixel_values)
+
+    def get_video_features(
+        self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None
+    ) -> GroundingGPTVideoFeaturesOutput:
+        """Video tokens of (N, 3, T, H, W) videos; see [`GroundingGPTVideoEncoder`]."""
+        return self.video_encoder(pixel_values_videos, video_num_frames)
+
+    def get_audio_features(self, input_features: torch.Tensor) -> GroundingGPTAudioFeaturesOutput:
+        """Audio tokens of (N, clips, 1, mel, frames) log-mel clips; see [`GroundingGPTAudioEncoder`]."""
+        return self.audio_encoder(input_features)
+
+    def get_multimodal_embeddings(
+        self,
+        input_ids: torch.LongTensor,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_num_frames: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Token embeddings of `input_ids` with every media item's tokens spliced into its placeholder block.
+
+        Each encoder runs once, on all items of its modality. Returns the (B, L, D) embeddings and the spliced media
+        tokens per modality (`image_embeds`, `video_embeds`, `audio_embeds`).
+
+        Raises:
+            ValueError: when the media do not match the placeholder blocks one to one, or have the wrong layout.
+        """
+        features = {
+            "image": None if pixel_values is None else self.get_image_features(pixel_values).image_embeds,
+            "video": None
+            if pixel_values_videos is None
+            else self.get_video_features(pixel_values_videos, video_num_frames).video_embeds,
+            "audio": None if input_features is None else self.get_audio_features(input_features).audio_embeds,
+        }
+        inputs_embeds = self.get_input_embeddings()(input_ids)
+        media_embeds = {}
+        for modality, spec in placeholder_specs(self.config).items():
+            embeds = features[modality]
+            mask = placeholder_mask(input_ids, spec, 0 if embeds is None else len(embeds))
+            if embeds is not None:
+                inputs_embeds = splice_features(inputs_embeds, mask, embeds)
+                media_embeds[f"{modality}_embeds"] = embeds
+        return inputs_embeds, media_embeds
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_num_frames: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        image_sizes: torch.Tensor | None = None,
+        video_durations: torch.Tensor | None = None,
+        **kwargs,
+    ) -> GroundingGPTModelOutputWithPast:
+        r"""Run the LLM on prompts whose placeholder blocks are filled with the encoded media.
+
+        Args:
+            input_ids: (B, L) prompts with one `<xx_start>` + N x `<xx_patch>` + `<xx_end>` block per media item.
+            pixel_values: (num_images, 3, H, W) padded-to-square, CLIP-normalised images, in block order.
+            pixel_values_videos: (num_videos, 3, T, H, W) CLIP-normalised frames (channels before frames), in block
+                order; videos with fewer frames are zero-padded to T.
+            video_num_frames: (num_videos,) real frames per video; all T when omitted.
+            input_features: (num_audios, clips, 1, mel, frames) normalised log-mel clips, in block order.
+            inputs_embeds: (B, L, D) instead of `input_ids`, for prompts already embedded (no media then).
+            image_sizes / video_durations: accepted (and ignored) so processor outputs can be passed as they are.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
+        media_embeds = {}
+        if input_ids is not None:
+            is_prefill = past_key_values is None or past_key_values.get_seq_length() == 0
+            has_media = any(x is not None for x in (pixel_values, pixel_values_videos, input_features))
+            if has_media or is_prefill:
+                inputs_embeds, media_embeds = self.get_multimodal_embeddings(
+                    input_ids, pixel_values, pixel_values_videos, video_num_frames, input_features
+                )
+            else:  # decoding: new tokens are plain text
+                inputs_embeds = self.get_input_embeddings()(input_ids)
+        elif any(x is not None for x in (pixel_values, pixel_values_videos, input_features)):
+            raise ValueError("Media inputs need `input_ids` with placeholder blocks, not `inputs_embeds`.")
+        outputs = self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            use_cache=use_cache if use_cache is not None else self.config.use_cache,
+            **kwargs,
+        )
+        return GroundingGPTModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            inputs_embeds=inputs_embeds,
+            **media_embeds,
+        )
+
+
+class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, GenerationMixin):
+    """GroundingGPT with its LM head: grounded chat about images, videos and audio, trained with next-token
+    cross-entropy.
+
+    `generate` encodes the media once, before the first step, left-aligns padded prompts, and returns the caller's
+    `input_ids` followed by the new tokens.
+    """
+
+    _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+
+    def __init__(self, config: GroundingGPTConfig):
+        super().__init__(config)
+        self.model = GroundingGPTModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Module):
+        self.lm_head = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_num_frames: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        image_sizes: torch.Tensor | None = None,
+        video_durations: torch.Tensor | None = None,
+        **kwargs,
+    ) -> GroundingGPTCausalLMOutputWithPast:
+        """See [`GroundingGPTModel.forward`]; `labels` (B, L) align with `input_ids` (-100 = not supervised)."""
+        outputs = self.model(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            pixel_values_videos=pixel_values_videos,
+            video_num_frames=video_num_frames,
+            input_features=input_features,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+        return GroundingGPTCausalLMOutputWithPast(
+            loss=loss, logits=logits, **{k: v for k, v in outputs.items() if k != "last_hidden_state"}
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        video_num_frames: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        image_sizes: torch.Tensor | None = None,
+        video_durations: torch.Tensor | None = None,
+        **kwargs,
+    ):
+        """`GenerationMixin.generate` for GroundingGPT prompts (arguments as in `forward`; the rest pass through).
+
+        The media are encoded once into the prompt embeddings; prompts padded on the right are moved to the left, so
+        a padded batch generates what its samples generate one by one.
+        """
+        if input_ids is None:
+            raise ValueError("`generate` needs `input_ids` (the prompts with their placeholder blocks).")
+        aligned_ids, aligned_mask = left_align(input_ids, attention_mask)
+        inputs_embeds, _ = self.model.get_multimodal_embeddings(
+            aligned_ids, pixel_values, pixel_values_videos, video_num_frames, input_features
+        )
+        outputs = super().generate(
+            input_ids=aligned_ids, inputs_embeds=inputs_embeds, attention_mask=aligned_mask, **kwargs
+        )
+        sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
+        sequences = torch.cat([input_ids, sequences[:, input_ids.shape[1] :]], dim=1)
+        if isinstance(outputs, torch.Tensor):
+            return sequences
+        outputs.sequences = sequences
+        return outputs
+
+    def prepare_inputs_for_generation(self, input_ids, inputs_embeds=None, is_first_iteration=False, **kwargs):
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
+        )
+        if inputs_embeds is not None and not is_first_iteration and not kwargs.get("use_cache", True):
+            # Without a cache every step re-reads the whole sequence: the prompt keeps its spliced embeddings.
+            new_tokens = model_inputs.pop("input_ids")[:, inputs_embeds.shape[1] :]
+            model_inputs["inputs_embeds"] = torch.cat([inputs_embeds, self.get_input_embeddings()(new_tokens)], dim=1)
+        return model_inputs
+
+
+__all__ = ["GroundingGPTForConditionalGeneration", "GroundingGPTModel", "GroundingGPTPreTrainedModel"]

@@ -1,0 +1,125 @@
+"""Output dataclasses of the GroundingGPT models. N = media items, D = LLM width, L = prompt length."""
+
+from dataclasses import dataclass
+
+import torch
+from transformers.cache_utils import Cache
+from transformers.utils import ModelOutput
+
+
+@dataclass
+class GroundingGPTImageBindAudioOutput(ModelOutput):
+    """Output of [`GroundingGPTImageBindAudioModel`] for N clips (P spectrogram patches, H trunk width).
+
+    Args:
+        audio_embeds: (N, output_size) the head projection of the CLS token, L2-normalised and scaled by `logit_scale`
+            (ImageBind's post-processed audio embedding).
+        pooler_output: (N, H) the CLS token after the head LayerNorm.
+        last_hidden_state: (N, 1 + P, H) output of the last block.
+        embedding_output: (N, 1 + P, H) input of the first block (patch embeddings, CLS and position embeddings).
+    """
+
+    audio_embeds: torch.FloatTensor | None = None
+    pooler_output: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+    embedding_output: torch.FloatTensor | None = None
+
+
+@dataclass
+class GroundingGPTImageFeaturesOutput(ModelOutput):
+    """Image branch output for N images (C = CLIP width).
+
+    Args:
+        image_embeds: (N, num_image_tokens, D) the tokens that replace each image's `<im_patch>` placeholders.
+        vision_features: (N, num_image_tokens, C) the patch tokens of CLIP layer `vision_feature_layer` (CLS dropped).
+        hidden_states: CLIP hidden states, embeddings first, each (N, 1 + num_image_tokens, C).
+    """
+
+    image_embeds: torch.FloatTensor | None = None
+    vision_features: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class GroundingGPTVideoFeaturesOutput(ModelOutput):
+    """Video branch output for N videos of up to T frames (F = real frames in total, Q frame queries, Hq Q-Former
+    width, E EVA width, P EVA patches).
+
+    Args:
+        video_embeds: (N, num_video_tokens, D) the tokens that replace each video's `<vi_patch>` placeholders.
+        temporal_hidden_states: (N, num_video_tokens, Hq) output of the temporal Q-Former.
+        frame_query_embeds: (N, T * Q, Hq) frame Q-Former outputs plus the frame position embeddings, frame-major:
+            what the temporal Q-Former attends to (zeros at padded frames).
+        frame_attention_mask: (N, T * Q) 1 where `frame_query_embeds` belongs to a real frame.
+        frame_qformer_hidden_states: (F, Q, Hq) frame Q-Former output of every real frame.
+        frame_features: (F, 1 + P, E) EVA features of every real frame after `ln_vision`.
+    """
+
+    video_embeds: torch.FloatTensor | None = None
+    temporal_hidden_states: torch.FloatTensor | None = None
+    frame_query_embeds: torch.FloatTensor | None = None
+    frame_attention_mask: torch.BoolTensor | None = None
+    frame_qformer_hidden_states: torch.FloatTensor | None = None
+    frame_features: torch.FloatTensor | None = None
+
+
+@dataclass
+class GroundingGPTAudioFeaturesOutput(ModelOutput):
+    """Audio branch output for N audios of S clips each (Hq Q-Former width).
+
+    Args:
+        audio_embeds: (N, num_audio_tokens, D) the tokens that replace each audio's `<so_patch>` placeholders.
+        qformer_hidden_states: (N, num_audio_tokens, Hq) output of the audio Q-Former.
+        clip_embeds: (N, S, output_size) ImageBind clip embeddings plus the clip position embeddings: what the audio
+            Q-Former attends to.
+        imagebind_output: [`GroundingGPTImageBindAudioOutput`] of the N * S clips (audio-major).
+    """
+
+    audio_embeds: torch.FloatTensor | None = None
+    qformer_hidden_states: torch.FloatTensor | None = None
+    clip_embeds: torch.FloatTensor | None = None
+    imagebind_output: GroundingGPTImageBindAudioOutput | None = None
+
+
+@dataclass
+class GroundingGPTModelOutputWithPast(ModelOutput):
+    """Output of [`GroundingGPTModel`].
+
+    Args:
+        last_hidden_state: (B, L, D) LLM output after the final norm.
+        past_key_values: The LLM's cache (when `use_cache`).
+        hidden_states / attentions: The LLM's, when requested.
+        inputs_embeds: (B, L, D) the LLM input: token embeddings with the media tokens spliced in.
+        image_embeds / video_embeds / audio_embeds: the spliced media tokens, (N, tokens, D), when media were given.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    inputs_embeds: torch.FloatTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
+
+
+@dataclass
+class GroundingGPTCausalLMOutputWithPast(ModelOutput):
+    """Output of [`GroundingGPTForConditionalGeneration`].
+
+    Args:
+        loss: Scalar next-token cross-entropy (when `labels` are given).
+        logits: (B, L, vocab_size) prediction scores (only the last `logits_to_keep` positions when that is set).
+        past_key_values, hidden_states, attentions, inputs_embeds, image_embeds, video_embeds, audio_embeds: As in
+            [`GroundingGPTModelOutputWithPast`].
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    inputs_embeds: torch.FloatTensor | None = None
+    image_embeds: torch.FloatTensor | None = None
+    video_embeds: torch.FloatTensor | None = None
+    audio_embeds: torch.FloatTensor | None = None
