@@ -13,3 +13,8 @@ requires_groma_fixture = pytest.mark.skipif(
     not (GROMA_FIXTURE / "model.safetensors").is_file(),
     reason=f"Groma parity fixture not found at {GROMA_FIXTURE} (it ships with the project's shared/ folder)",
 )
+
+requires_groundinggpt_fixture = pytest.mark.skipif(
+    not (GROUNDINGGPT_FIXTURE / "model.safetensors").is_file(),
+    reason=f"GroundingGPT parity fixture not found at {GROUNDINGGPT_FIXTURE} (shipped in the project's shared/ folder)",
+)

@@ -1,20 +1,23 @@
-"""transformers-groma: Groma grounded multimodal LLMs, natively in Hugging Face Transformers.
+"""transformers-groma: Groma and GroundingGPT grounded multimodal LLMs, natively in Hugging Face Transformers.
 
-Importing the package registers the Groma classes with the Auto classes, so `AutoConfig`, `AutoModel`,
-`AutoModelForImageTextToText` and `AutoProcessor` load Groma folders without `trust_remote_code`.
+Importing the package registers the Groma and GroundingGPT classes with the Auto classes, so `AutoConfig`,
+`AutoModel`, `AutoModelForImageTextToText` and `AutoProcessor` load their folders without `trust_remote_code`.
 """
 
 from transformers import (
     AutoConfig,
+    AutoFeatureExtractor,
     AutoImageProcessor,
     AutoModel,
     AutoModelForImageTextToText,
     AutoModelForMultimodalLM,
     AutoProcessor,
+    AutoVideoProcessor,
 )
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .configuration_groma import GromaConfig, GromaRegionProposerConfig
+from .configuration_groundinggpt import GroundingGPTConfig, GroundingGPTImageBindAudioConfig
 from .modeling import (
     GromaForConditionalGeneration,
     GromaForRegionProposal,
@@ -22,7 +25,18 @@ from .modeling import (
     GromaModel,
     GromaPreTrainedModel,
 )
+from .modeling.groundinggpt import (
+    GroundingGPTForConditionalGeneration,
+    GroundingGPTModel,
+    GroundingGPTPreTrainedModel,
+)
 from .processing import GromaImageProcessor, GromaProcessor
+from .processing.groundinggpt import (
+    GroundingGPTFeatureExtractor,
+    GroundingGPTImageProcessor,
+    GroundingGPTProcessor,
+    GroundingGPTVideoProcessor,
+)
 from .version import __version__
 
 
@@ -42,6 +56,26 @@ def register_auto_classes() -> None:
         GromaConfig, image_processor_classes={"torchvision": GromaImageProcessor}, exist_ok=True
     )
     AutoProcessor.register(GromaConfig, GromaProcessor, exist_ok=True)
+    _register_groundinggpt()
+
+
+def _register_groundinggpt() -> None:
+    """Register the GroundingGPT classes (idempotent)."""
+    if "groundinggpt" in CONFIG_MAPPING and CONFIG_MAPPING["groundinggpt"] is not GroundingGPTConfig:
+        raise RuntimeError(
+            "Another 'groundinggpt' config is registered with transformers; import only one implementation per process."
+        )
+    AutoConfig.register("groundinggpt", GroundingGPTConfig, exist_ok=True)
+    AutoConfig.register("groundinggpt_imagebind_audio", GroundingGPTImageBindAudioConfig, exist_ok=True)
+    AutoModel.register(GroundingGPTConfig, GroundingGPTModel, exist_ok=True)
+    AutoModelForImageTextToText.register(GroundingGPTConfig, GroundingGPTForConditionalGeneration, exist_ok=True)
+    AutoModelForMultimodalLM.register(GroundingGPTConfig, GroundingGPTForConditionalGeneration, exist_ok=True)
+    AutoImageProcessor.register(
+        GroundingGPTConfig, image_processor_classes={"pil": GroundingGPTImageProcessor}, exist_ok=True
+    )
+    AutoVideoProcessor.register(GroundingGPTConfig, GroundingGPTVideoProcessor, exist_ok=True)
+    AutoFeatureExtractor.register(GroundingGPTConfig, GroundingGPTFeatureExtractor, exist_ok=True)
+    AutoProcessor.register(GroundingGPTConfig, GroundingGPTProcessor, exist_ok=True)
 
 
 register_auto_classes()
@@ -56,6 +90,15 @@ __all__ = [
     "GromaPreTrainedModel",
     "GromaProcessor",
     "GromaRegionProposerConfig",
+    "GroundingGPTConfig",
+    "GroundingGPTFeatureExtractor",
+    "GroundingGPTForConditionalGeneration",
+    "GroundingGPTImageBindAudioConfig",
+    "GroundingGPTImageProcessor",
+    "GroundingGPTModel",
+    "GroundingGPTPreTrainedModel",
+    "GroundingGPTProcessor",
+    "GroundingGPTVideoProcessor",
     "__version__",
     "register_auto_classes",
 ]

@@ -11,26 +11,28 @@ native one and every native weight must be filled; otherwise nothing is written.
 
 import argparse
 import json
-import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import snapshot_download
 from transformers import GenerationConfig
 
 from ..configuration_groma import GromaConfig
 from ..modeling import GromaForConditionalGeneration, GromaForRegionProposal
 from ..processing import CHAT_TEMPLATE, GromaImageProcessor, GromaProcessor, load_original_tokenizer
-from .checkpoint_io import load_original_state_dict, read_original_config
+from .checkpoint_io import (
+    DTYPES,
+    check_output_options,
+    load_original_state_dict,
+    read_original_config,
+    resolve_input_dir,
+    staged_output,
+    verify_saved_weights,
+)
 from .config_conversion import convert_config, detect_checkpoint_kind
+from .groundinggpt import convert_groundinggpt_checkpoint, is_groundinggpt_checkpoint
 from .key_mapping import convert_state_dict
 from .model_card import write_model_card
-
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def infer_region_sizes(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
@@ -100,28 +102,6 @@ def build_generation_config(input_dir: Path, config: GromaConfig) -> GenerationC
     )
 
 
-def verify_saved_weights(folder: Path, model: torch.nn.Module) -> int:
-    """Reload the written folder and check every tensor equals the converted one; returns the tensor count."""
-    reloaded = type(model).from_pretrained(folder, dtype=model.dtype)
-    expected, actual = model.state_dict(), reloaded.state_dict()
-    if set(expected) != set(actual):
-        raise RuntimeError(f"Reloaded keys differ: {sorted(set(expected) ^ set(actual))[:10]}")
-    different = [k for k in expected if not torch.equal(expected[k], actual[k])]
-    if different:
-        raise RuntimeError(f"Reloaded weights differ from the converted ones: {different[:10]}")
-    return len(expected)
-
-
-def resolve_input_dir(input_dir: str | Path) -> Path:
-    """A local folder as is; a Hub repo id ("org/name") is downloaded (needs network access)."""
-    path = Path(input_dir)
-    if path.is_dir():
-        return path
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", str(input_dir)) and not path.exists():
-        return Path(snapshot_download(str(input_dir)))
-    raise FileNotFoundError(f"--input_dir {input_dir} is not a folder (nor a Hub repo id).")
-
-
 def convert_checkpoint(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -131,8 +111,13 @@ def convert_checkpoint(
     legacy_tokenizer: bool | None = None,
     max_shard_size: str = "5GB",
     overwrite: bool = False,
+    vision_tower: str | Path | None = None,
 ) -> Path:
     """Convert `input_dir` (an original checkpoint folder) into `output_dir`; see the module docstring.
+
+    A GroundingGPT checkpoint (`model_type` "LEGO") is handed to
+    [`~transformers_groma.conversion.groundinggpt.convert_groundinggpt_checkpoint`] with `vision_tower` (its CLIP
+    folder), `dtype`, `overrides`, `max_shard_size` and `overwrite`.
 
     Args:
         dtype: dtype of the written weights ("float32", "bfloat16" or "float16").
@@ -141,32 +126,26 @@ def convert_checkpoint(
         legacy_tokenizer: overrides the `legacy` flag read from the original tokenizer_config.json.
     """
     input_dir, output_dir = resolve_input_dir(input_dir), Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"--output_dir {output_dir} exists and is not empty (pass --overwrite to replace it).")
-    if dtype not in DTYPES:
-        raise ValueError(f"--dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
+    if is_groundinggpt_checkpoint(read_original_config(input_dir)):
+        return convert_groundinggpt_checkpoint(
+            input_dir, output_dir, vision_tower, dtype, overrides, max_shard_size, overwrite
+        )
+    if vision_tower is not None:
+        raise ValueError("--vision_tower is only used for GroundingGPT checkpoints (model_type 'LEGO').")
+    check_output_options(output_dir, overwrite, dtype)
     original_config = read_original_config(input_dir)
     kind = detect_checkpoint_kind(original_config)
     original_state_dict = load_original_state_dict(input_dir)
     model = build_native_model(original_config, original_state_dict, overrides or {}).to(DTYPES[dtype])
     processor = build_processor(input_dir, model.config, image_size, legacy_tokenizer) if kind == "groma" else None
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
-    try:
+    with staged_output(output_dir) as staging:
         model.save_pretrained(staging, max_shard_size=max_shard_size, save_original_format=False)
         if processor is not None:
             processor.save_pretrained(staging)
             build_generation_config(input_dir, model.config).save_pretrained(staging)
         num_tensors = verify_saved_weights(staging, model)
         write_model_card(staging, model, source=input_dir, num_original_tensors=len(original_state_dict))
-        staging.chmod(0o755)
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        staging.rename(output_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print(
         f"Converted {input_dir} ({kind}): {len(original_state_dict)} original tensors -> {num_tensors} native "
         f"tensors, all keys mapped, reloaded weights identical. Saved {type(model).__name__} to {output_dir}."
@@ -187,7 +166,7 @@ def _parse_override(text: str) -> tuple[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (`groma-convert`)."""
     parser = argparse.ArgumentParser(prog="groma-convert", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input_dir", required=True, help="Folder of an original Groma checkpoint.")
+    parser.add_argument("--input_dir", required=True, help="Folder of an original Groma, Groma detection or GroundingGPT checkpoint.")
     parser.add_argument("--output_dir", required=True, help="Folder to write the native checkpoint to.")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="dtype of the written weights.")
     parser.add_argument("--image_size", type=int, default=448, help="Processor input size (448 for released models).")
@@ -205,6 +184,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="Force the tokenizer's `legacy` flag (default: what the original tokenizer_config.json says).",
     )
+    parser.add_argument(
+        "--vision_tower",
+        default=None,
+        help="GroundingGPT only: folder (or Hub id) of its CLIP tower, openai/clip-vit-large-patch14-336, which the "
+        "original checkpoint does not contain (default: the original config's mm_vision_tower).",
+    )
     parser.add_argument("--max_shard_size", default="5GB", help="Largest safetensors shard.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty --output_dir.")
     args = parser.parse_args(argv)
@@ -217,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         legacy_tokenizer=None if args.legacy_tokenizer is None else args.legacy_tokenizer == "true",
         max_shard_size=args.max_shard_size,
         overwrite=args.overwrite,
+        vision_tower=args.vision_tower,
     )
 
 
