@@ -9,16 +9,17 @@ from transformers import LlamaTokenizer
 
 from transformers_groma.processing import GromaImageProcessor, GromaProcessor, add_groma_tokens
 
+from ..fixtures import GROMA_FIXTURE
 
-FIXTURE_DIR = Path(__file__).parents[2].parent / "shared" / "fixtures" / "groma_reference"
+
 GOLDEN_IDS_FILE = Path(__file__).parent / "data" / "original_tokenizer_ids.json"
 
 
 @pytest.fixture(scope="session")
 def fixture_dir() -> Path:
-    if not (FIXTURE_DIR / "tokenizer.model").is_file():
-        pytest.skip(f"Groma reference fixtures not found at {FIXTURE_DIR} (needs ../shared next to the repository).")
-    return FIXTURE_DIR
+    if not (GROMA_FIXTURE / "tokenizer.model").is_file():
+        pytest.skip(f"Groma reference fixtures not found at {GROMA_FIXTURE} (needs ../shared next to the repository).")
+    return GROMA_FIXTURE
 
 
 @pytest.fixture(scope="session")
