@@ -1,13 +1,18 @@
-"""`groma` command line: grounded answers (text + pixel boxes) for images and questions.
+"""`groma` command line: grounded answers about images (Groma), and about images, videos and audio (GroundingGPT).
 
 groma predict --model NATIVE_DIR --image dog.jpg --query "Locate <p>the dog</p> in the image." --output out.png
 groma predict --model NATIVE_DIR --image dog.jpg --query "What is this?" --box 10,20,200,240
-groma predict --tiny            # a tiny random model built in memory: the whole pipeline, offline, in seconds
+groma predict --model GROUNDINGGPT_DIR --video clip.mp4 --query "When does the man open the door?" --json
+groma predict --model GROUNDINGGPT_DIR --image dog.jpg --audio bark.wav --output out.png
+groma predict --tiny                 # a tiny random Groma built in memory: the whole pipeline, offline, in seconds
+groma predict --tiny-groundinggpt    # the same with a tiny random GroundingGPT (add --video / --audio / --image)
 """
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
@@ -20,29 +25,72 @@ from .processing import draw_grounding, draw_proposals, normalized_cxcywh_to_pix
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TINY_QUERY = "[grounding]Please briefly describe this image."
+MEDIA_OPTIONS = ("image", "video", "audio")
 
 
-def load_model_and_processor(model_path: str | None, tiny: bool, device: str, dtype: torch.dtype):
-    """The model (eval mode, on `device`) and processor from a converted folder, or the in-memory tiny pair."""
-    if tiny:
-        from .tiny import tiny_groma_model, tiny_groma_processor
-
-        # Keep every proposal above a zero score so the demo picture shows the proposer's regions.
-        return tiny_groma_model(box_score_threshold=0.0).to(device=device, dtype=dtype), tiny_groma_processor()
+def read_model_type(model_path: str) -> str:
+    """The `model_type` of a converted model folder; exits with a hint for anything else."""
     path = Path(model_path)
     if not (path / "config.json").is_file():
         raise SystemExit(
             f"error: --model {model_path} is not a model folder (no config.json). Pass a folder written by "
-            "`groma-convert` or `save_pretrained`, or use --tiny."
+            "`groma-convert` or `save_pretrained`, or use --tiny / --tiny-groundinggpt."
         )
     config = json.loads((path / "config.json").read_text())
-    if "perceiver_cfg" in config or config.get("model_type") in ("ddetr", "gvllm"):
+    model_type = config.get("model_type")
+    if "perceiver_cfg" in config or model_type in ("ddetr", "gvllm"):
         raise SystemExit(
             f"error: {model_path} is an original (unconverted) Groma checkpoint. Convert it first:\n"
             f"  groma-convert --input_dir {model_path} --output_dir {path.name}-native"
         )
-    model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
-    return model, AutoProcessor.from_pretrained(path)
+    if model_type == "LEGO":
+        raise SystemExit(
+            f"error: {model_path} is an original (unconverted) GroundingGPT checkpoint. Convert it first:\n"
+            f"  groma-convert --input_dir {model_path} --output_dir {path.name}-native "
+            "--vision_tower clip-vit-large-patch14-336"
+        )
+    if model_type not in ("groma", "groundinggpt"):
+        raise SystemExit(f"error: {model_path} holds a {model_type!r} model, neither Groma nor GroundingGPT.")
+    return model_type
+
+
+def model_family(args: argparse.Namespace) -> str:
+    """`"groma"` or `"groundinggpt"`: the tiny model asked for, or the `model_type` of `--model`."""
+    if args.tiny:
+        return "groma"
+    if args.tiny_groundinggpt:
+        return "groundinggpt"
+    return read_model_type(args.model)
+
+
+def check_options(args: argparse.Namespace, family: str) -> None:
+    """Exit with a clear message for missing media files and options the model family cannot take."""
+    for option in MEDIA_OPTIONS:
+        for path in getattr(args, option) or []:
+            if not os.path.isfile(path):
+                raise SystemExit(f"error: --{option} {path}: no such file.")
+    if family == "groma" and (args.video or args.audio):
+        raise SystemExit("error: Groma reads images only; --video and --audio need a GroundingGPT model.")
+    if family == "groundinggpt" and args.box:
+        raise SystemExit(
+            "error: --box is for Groma. GroundingGPT reads boxes written in the query as [x1, y1, x2, y2] "
+            "normalised to the padded square image (see `format_box` in docs/groundinggpt.md)."
+        )
+
+
+def load_model_and_processor(args: argparse.Namespace, device: str, dtype: torch.dtype):
+    """The model (eval mode, on `device`) and processor from a converted folder, or an in-memory tiny pair."""
+    if args.tiny:
+        from .tiny import tiny_groma_model, tiny_groma_processor
+
+        # Keep every proposal above a zero score so the demo picture shows the proposer's regions.
+        return tiny_groma_model(box_score_threshold=0.0).to(device=device, dtype=dtype), tiny_groma_processor()
+    if args.tiny_groundinggpt:
+        from .tiny import tiny_groundinggpt_model, tiny_groundinggpt_processor
+
+        return tiny_groundinggpt_model().to(device=device, dtype=dtype), tiny_groundinggpt_processor()
+    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype).to(device).eval()
+    return model, AutoProcessor.from_pretrained(args.model)
 
 
 def demo_image(size: int = 448) -> Image.Image:
@@ -53,6 +101,17 @@ def demo_image(size: int = 448) -> Image.Image:
     draw.rectangle([size * 0.15, size * 0.45, size * 0.4, size * 0.75], fill=(200, 40, 40))
     draw.ellipse([size * 0.55, size * 0.3, size * 0.85, size * 0.6], fill=(40, 70, 200))
     return image
+
+
+def open_image(path: str | None) -> Image.Image:
+    """The RGB image at `path`, or the demo image for None; a ValueError names a file that is not an image."""
+    if path is None:
+        return demo_image()
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as error:
+        raise ValueError(f"--image {path} cannot be read as an image ({error}).") from error
 
 
 def parse_box(text: str) -> list[float]:
@@ -66,19 +125,28 @@ def parse_box(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"--box takes four numbers, got {text!r}") from error
 
 
-def build_jobs(images: list[str], queries: list[str], boxes: list[list[float]]) -> list[tuple[str | None, str]]:
-    """Pair images and queries: one query for all images, one image for all queries, or one query per image."""
-    images = images or [None]
-    if boxes and len(images) != 1:
+def build_jobs(args: argparse.Namespace) -> list[dict]:
+    """One job per query and set of media: an option given once applies to every job, an option given several times
+    gives one value per job (so all such options must be given the same number of times). Returns dicts with the
+    keys `image`, `video`, `audio` (paths, or None) and `query` (None: the family's default question)."""
+    columns = {name: getattr(args, name) or [] for name in (*MEDIA_OPTIONS, "query")}
+    if args.box and len(columns["image"]) > 1:
         raise SystemExit("error: --box refers to one image; give a single --image with it.")
-    if len(queries) == 1 or len(images) == 1:
-        return [(image, query) for image in images for query in queries]
-    if len(queries) != len(images):
-        raise SystemExit(
-            f"error: got {len(images)} images and {len(queries)} queries; give one query, one image, "
-            "or as many queries as images."
-        )
-    return list(zip(images, queries))
+    counts = {name: len(values) for name, values in columns.items() if len(values) > 1}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{count} --{name}" for name, count in counts.items())
+        raise SystemExit(f"error: got {listing}; give each option once or the same number of times.")
+    num_jobs = max(counts.values(), default=1)
+    return [
+        {name: values[index if len(values) > 1 else 0] if values else None for name, values in columns.items()}
+        for index in range(num_jobs)
+    ]
+
+
+def batched(jobs: list[dict], batch_size: int, desc: str) -> Iterable[list[dict]]:
+    """`jobs` in batches of `batch_size`, with a progress bar for more than 3 jobs."""
+    batches = [jobs[i : i + batch_size] for i in range(0, len(jobs), batch_size)]
+    return tqdm(batches, desc=desc, disable=len(jobs) <= 3)
 
 
 def chat_prompt(processor, query: str, num_boxes: int) -> str:
@@ -90,32 +158,27 @@ def chat_prompt(processor, query: str, num_boxes: int) -> str:
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
-def predict(args: argparse.Namespace) -> list[dict]:
-    """Run every (image, query) job; returns one result dict per job."""
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = DTYPES[args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")]
-    model, processor = load_model_and_processor(args.model, args.tiny, device, dtype)
-    queries = args.query or [TINY_QUERY]
-    jobs = build_jobs(args.image or [], queries, args.box or [])
+def predict(args: argparse.Namespace, model, processor, jobs: list[dict]) -> list[dict]:
+    """Run every (image, query) job on a Groma model; returns one result dict per job."""
     results = []
-    batches = [jobs[i : i + args.batch_size] for i in range(0, len(jobs), args.batch_size)]
-    for batch in tqdm(batches, desc="groma", disable=len(jobs) <= 3):
-        images = [Image.open(path).convert("RGB") if path else demo_image() for path, _ in batch]
-        prompts = [chat_prompt(processor, query, len(args.box or [])) for _, query in batch]
+    for batch in batched(jobs, args.batch_size, desc="groma"):
+        images = [open_image(job["image"]) for job in batch]
+        queries = [job["query"] or TINY_QUERY for job in batch]
+        prompts = [chat_prompt(processor, query, len(args.box or [])) for query in queries]
         boxes = [args.box] * len(batch) if args.box else None
-        inputs = processor(images=images, text=prompts, boxes=boxes, return_tensors="pt").to(device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+        inputs = processor(images=images, text=prompts, boxes=boxes, return_tensors="pt").to(model.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
         output = model.generate(
             **inputs, max_new_tokens=args.max_new_tokens, do_sample=False, return_dict_in_generate=True
         )
         new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
         sizes = [image.size[::-1] for image in images]
         parsed = processor.post_process_grounding(new_tokens, output.region_boxes, target_sizes=sizes)
-        for (path, query), image, answer, regions in zip(batch, images, parsed, output.region_boxes):
+        for job, query, image, answer, regions in zip(batch, queries, images, parsed, output.region_boxes):
             region_pixels = normalized_cxcywh_to_pixel_xyxy(regions.float().cpu(), image.size[::-1])
             results.append(
                 {
-                    "image": path or "<demo image>",
+                    "image": job["image"] or "<demo image>",
                     "query": query,
                     **answer,
                     "regions": region_pixels.tolist(),
@@ -126,61 +189,99 @@ def predict(args: argparse.Namespace) -> list[dict]:
     return results
 
 
-def save_pictures(results: list[dict], output: str) -> None:
-    """Annotated pictures: the grounded phrases' boxes, or the selected regions when the answer grounds nothing."""
+def draw_picture(result: dict) -> Image.Image:
+    """The grounded phrases' boxes, or the selected regions when the answer grounds nothing."""
+    if result["entities"]:
+        return draw_grounding(result["_image"], result["entities"])
+    return draw_proposals(result["_image"], result["_regions"])
+
+
+def describe(result: dict) -> str:
+    """A Groma result as text: the answer, then each grounded phrase with its pixel boxes."""
+    lines = [f"[{result['image']}] {result['query']}", f"  -> {result['text']}"]
+    for entity in result["entities"]:
+        boxes = ", ".join("[" + ", ".join(f"{v:.0f}" for v in box) + "]" for box in entity["boxes"])
+        lines.append(f"     {entity['phrase'] or '(answer)'}: {boxes}")
+    return "\n".join(lines)
+
+
+def save_pictures(results: list[dict], output: str, draw: Callable[[dict], Image.Image | None]) -> None:
+    """Save `draw(result)` of every result that has a picture (`output`, or `output` with `_i` for several results)
+    and record its path under `picture`."""
     target = Path(output)
     for i, result in enumerate(results):
-        if result["entities"]:
-            picture = draw_grounding(result["_image"], result["entities"])
-        else:
-            picture = draw_proposals(result["_image"], result["_regions"])
-        path = target if len(results) == 1 else target.with_name(f"{target.stem}_{i}{target.suffix}")
-        picture.save(path)
-        result["picture"] = str(path)
+        picture = draw(result)
+        if picture is not None:
+            path = target if len(results) == 1 else target.with_name(f"{target.stem}_{i}{target.suffix}")
+            picture.save(path)
+            result["picture"] = str(path)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `groma` console script."""
+def family_handlers(family: str) -> tuple[Callable, Callable, Callable]:
+    """`(predict, draw_picture, describe)` of a model family (see this module's Groma versions)."""
+    if family == "groundinggpt":
+        # `cli_groundinggpt` builds on this module, so it is imported on demand.
+        from . import cli_groundinggpt
+
+        return cli_groundinggpt.predict, cli_groundinggpt.draw_picture, cli_groundinggpt.describe
+    return predict, draw_picture, describe
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groma", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    predict_parser = commands.add_parser("predict", help="Answer questions about images, with boxes.")
+    predict_parser = commands.add_parser("predict", help="Answer questions about images, videos and audio.")
     source = predict_parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="Folder of a converted (native) Groma checkpoint.")
-    source.add_argument("--tiny", action="store_true", help="Use a tiny random model built in memory (offline demo).")
+    source.add_argument("--model", help="Folder of a converted (native) Groma or GroundingGPT checkpoint.")
+    source.add_argument("--tiny", action="store_true", help="Use a tiny random Groma built in memory (offline demo).")
+    source.add_argument(
+        "--tiny-groundinggpt", action="store_true", help="Use a tiny random GroundingGPT built in memory."
+    )
     predict_parser.add_argument("--image", action="append", help="Image file (repeat for several).")
+    predict_parser.add_argument("--video", action="append", help="Video file, GroundingGPT only (repeat for several).")
+    predict_parser.add_argument("--audio", action="append", help="Audio file, GroundingGPT only (repeat for several).")
     predict_parser.add_argument("--query", action="append", help="Question or instruction (repeat for several).")
     predict_parser.add_argument(
         "--box",
         action="append",
         type=parse_box,
         metavar="X1,Y1,X2,Y2",
-        help="A pixel box the query refers to (repeat for several).",
+        help="Groma: a pixel box the query refers to (repeat for several).",
     )
-    predict_parser.add_argument("--output", help="Save the annotated picture(s) here (PNG/JPEG).")
+    predict_parser.add_argument(
+        "--output", help="Save the annotated picture(s) here (PNG/JPEG); a timeline for GroundingGPT video answers."
+    )
     predict_parser.add_argument("--json", action="store_true", help="Print results as JSON.")
     predict_parser.add_argument("--max_new_tokens", type=int, default=128)
     predict_parser.add_argument("--batch_size", type=int, default=4)
     predict_parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available).")
     predict_parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bfloat16 on CUDA, else float32.")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `groma` console script."""
+    args = build_parser().parse_args(argv)
+    family = model_family(args)
+    check_options(args, family)
+    run, draw, show = family_handlers(family)
+    jobs = build_jobs(args)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = DTYPES[args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")]
+    model, processor = load_model_and_processor(args, device, dtype)
     try:
-        results = predict(args)
-    except ValueError as error:
+        results = run(args, model, processor, jobs)
+    except (ImportError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error
     if args.output:
-        save_pictures(results, args.output)
-    for result in results:
-        del result["_image"], result["_regions"]
+        save_pictures(results, args.output, draw)
+    results = [{key: value for key, value in result.items() if not key.startswith("_")} for result in results]
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()
         return
     for result in results:
-        print(f"[{result['image']}] {result['query']}\n  -> {result['text']}")
-        for entity in result["entities"]:
-            boxes = ", ".join("[" + ", ".join(f"{v:.0f}" for v in box) + "]" for box in entity["boxes"])
-            print(f"     {entity['phrase'] or '(answer)'}: {boxes}")
+        print(show(result))
         if "picture" in result:
             print(f"  picture: {result['picture']}")
 

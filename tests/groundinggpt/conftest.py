@@ -1,91 +1,36 @@
-"""Shared helpers of the GroundingGPT tests: a tiny random model, a character-level tokenizer and prompts."""
+"""Shared helpers of the GroundingGPT tests: the tiny random model and tokenizer of `transformers_groma.tiny`, the
+constants of their layout, and prompt and media builders."""
 
-import string
+import wave
 
+import numpy as np
 import pytest
 import torch
-from transformers import LlamaTokenizer
 
-from transformers_groma import GroundingGPTConfig, GroundingGPTForConditionalGeneration
-from transformers_groma.processing.groundinggpt import add_groundinggpt_tokens
+from transformers_groma import GroundingGPTForConditionalGeneration
+from transformers_groma.tiny import tiny_groundinggpt_config, tiny_groundinggpt_model, tiny_groundinggpt_tokenizer
+
+
+# The tiny model of `transformers_groma.tiny`, under the names the tests use.
+tiny_config, make_model, build_tiny_tokenizer = (
+    tiny_groundinggpt_config,
+    tiny_groundinggpt_model,
+    tiny_groundinggpt_tokenizer,
+)
 
 
 # The tiny models are far faster on one thread than on a contended pool.
 torch.set_num_threads(1)
 
-# Token ids of the tiny config: <im_patch>, <im_start>, <im_end>, <vi_*>, <so_*> in the original order.
+# Token ids of the tiny config (`tiny_groundinggpt_config`): <im_patch>, <im_start>, <im_end>, <vi_*>, <so_*> in the
+# original order.
 IMAGE, IMAGE_START, IMAGE_END = 100, 101, 102
 VIDEO, VIDEO_START, VIDEO_END = 103, 104, 105
 AUDIO, AUDIO_START, AUDIO_END = 106, 107, 108
 NUM_IMAGE_TOKENS, NUM_VIDEO_TOKENS, NUM_AUDIO_TOKENS = 4, 3, 2
 IMAGE_SIZE, VIDEO_SIZE, MAX_FRAMES = 28, 28, 4
 MEL_BINS, MEL_FRAMES, NUM_CLIPS = 32, 24, 3
-
-
-def tiny_config(**overrides) -> GroundingGPTConfig:
-    """A tiny GroundingGPT: every branch at toy size, 4/3/2 image/video/audio tokens, token ids 100-108."""
-    qformer = {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32}
-    settings = {
-        "text_config": {
-            "model_type": "llama",
-            "vocab_size": 120,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 4,
-            "max_position_embeddings": 256,
-            "pad_token_id": 0,
-        },
-        "vision_config": {
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "image_size": IMAGE_SIZE,
-            "patch_size": 14,
-        },
-        "video_vision_config": {
-            "hidden_size": 16,
-            "intermediate_size": 32,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "image_size": VIDEO_SIZE,
-            "patch_size": 14,
-            "initializer_range": 0.02,
-        },
-        "video_qformer_config": {**qformer, "num_hidden_layers": 2, "cross_attention_frequency": 2,
-                                 "encoder_hidden_size": 16},
-        "video_temporal_qformer_config": {**qformer, "num_hidden_layers": 1, "cross_attention_frequency": 1,
-                                          "encoder_hidden_size": 16},
-        "audio_config": {
-            "hidden_size": 16,
-            "num_hidden_layers": 1,
-            "num_attention_heads": 2,
-            "intermediate_size": 32,
-            "num_mel_bins": MEL_BINS,
-            "target_length": MEL_FRAMES,
-            "output_size": 12,
-        },
-        "audio_qformer_config": {**qformer, "num_hidden_layers": 1, "cross_attention_frequency": 1,
-                                 "encoder_hidden_size": 12},
-        "num_frame_query_tokens": 2,
-        "num_video_query_tokens": NUM_VIDEO_TOKENS,
-        "max_frames": MAX_FRAMES,
-        "num_audio_query_tokens": NUM_AUDIO_TOKENS,
-        "max_audio_clips": 4,
-        **{name: 100 + index for index, name in enumerate(
-            ("image_token_id", "image_start_token_id", "image_end_token_id", "video_token_id",
-             "video_start_token_id", "video_end_token_id", "audio_token_id", "audio_start_token_id",
-             "audio_end_token_id"))},
-    }  # fmt: skip
-    return GroundingGPTConfig(**{**settings, **overrides})
-
-
-def make_model(seed: int = 0, **overrides) -> GroundingGPTForConditionalGeneration:
-    """A tiny random GroundingGPT in eval mode."""
-    torch.manual_seed(seed)
-    return GroundingGPTForConditionalGeneration(tiny_config(**overrides)).eval()
+SR = 16000
 
 
 def block(kind: str) -> list[int]:
@@ -128,15 +73,34 @@ def pad_batch(sequences: list[torch.Tensor], side: str) -> tuple[torch.Tensor, t
     return ids, mask
 
 
-def build_tiny_tokenizer() -> LlamaTokenizer:
-    """A character-level Llama tokenizer (no merges) with the 9 GroundingGPT tokens right after its base vocab."""
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "▁": 3}
-    for character in string.ascii_letters + string.digits + string.punctuation + "\n\t":
-        vocab.setdefault(character, len(vocab))
-    tokenizer = LlamaTokenizer(vocab=vocab, merges=[], add_bos_token=True, legacy=True)
-    tokenizer.init_kwargs["legacy"] = True
-    add_groundinggpt_tokens(tokenizer)
-    return tokenizer
+def tone(seconds: float, frequency: float = 440.0, rate: int = SR) -> np.ndarray:
+    time = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * frequency * time) + 0.05).astype(np.float32)
+
+
+def write_wav(path, samples: np.ndarray, width: int, rate: int = SR) -> None:
+    """Write integer samples (frames x channels) as PCM with `width` bytes per sample."""
+    samples = np.atleast_2d(samples.T).T
+    if width == 1:
+        raw = (samples + 128).astype(np.uint8).tobytes()
+    else:
+        raw = b"".join(int(v).to_bytes(width, "little", signed=True) for v in samples.reshape(-1))
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(samples.shape[1])
+        handle.setsampwidth(width)
+        handle.setframerate(rate)
+        handle.writeframes(raw)
+
+
+def write_video(path, num_frames: int, fps: int = 5) -> None:
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for index in range(num_frames):
+            frame = np.full((32, 32, 3), 20 * index, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
 
 
 @pytest.fixture(autouse=True)

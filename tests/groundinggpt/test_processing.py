@@ -2,7 +2,6 @@
 padding, the prompt template, placeholder expansion and the grounding parser."""
 
 import math
-import wave
 
 import numpy as np
 import pytest
@@ -36,32 +35,14 @@ from .conftest import (
     NUM_AUDIO_TOKENS,
     NUM_IMAGE_TOKENS,
     NUM_VIDEO_TOKENS,
+    SR,
     VIDEO_START,
     build_tiny_tokenizer,
     make_model,
+    tone,
+    write_video,
+    write_wav,
 )
-
-
-SR = 16000
-
-
-def tone(seconds: float, frequency: float = 440.0, rate: int = SR) -> np.ndarray:
-    time = np.arange(int(seconds * rate)) / rate
-    return (0.5 * np.sin(2 * np.pi * frequency * time) + 0.05).astype(np.float32)
-
-
-def write_wav(path, samples: np.ndarray, width: int, rate: int = SR) -> None:
-    """Write integer samples (frames x channels) as PCM with `width` bytes per sample."""
-    samples = np.atleast_2d(samples.T).T
-    if width == 1:
-        raw = (samples + 128).astype(np.uint8).tobytes()
-    else:
-        raw = b"".join(int(v).to_bytes(width, "little", signed=True) for v in samples.reshape(-1))
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(samples.shape[1])
-        handle.setsampwidth(width)
-        handle.setframerate(rate)
-        handle.writeframes(raw)
 
 
 @pytest.fixture
@@ -190,17 +171,6 @@ def test_decoded_videos_are_resized_sampled_and_padded(processor):
         - torch.tensor(processor.video_processor.image_mean)[:, None, None, None]
     ) / torch.tensor(processor.video_processor.image_std)[:, None, None, None]
     torch.testing.assert_close(out["pixel_values_videos"][1, :, :2], expected)
-
-
-def write_video(path, num_frames: int, fps: int = 5) -> None:
-    av = pytest.importorskip("av")
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for index in range(num_frames):
-            frame = np.full((32, 32, 3), 20 * index, dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
 
 
 def test_video_files_are_decoded_with_pyav(tmp_path, processor):

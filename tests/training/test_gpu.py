@@ -7,7 +7,7 @@ from transformers.utils import is_flash_attn_2_available
 from transformers_groma import GromaForConditionalGeneration
 from transformers_groma.tiny import tiny_groma_config, tiny_groma_processor
 from transformers_groma.training import DataSource, GromaDataCollator, build_conversation_mixture
-from transformers_groma.training.run_vl import main as train_vl
+from transformers_groma.training.run_vl import run as train_vl
 
 from .synthetic import QUIET_ARGS
 

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,8 @@ from transformers_groma.training import (
     GromaDetectionTrainingArguments,
     InvalidRecordError,
 )
-from transformers_groma.training.run_detection import main as train_detection
-from transformers_groma.training.run_vl import main as train_vl
+from transformers_groma.training.run_detection import run as train_detection
+from transformers_groma.training.run_vl import run as train_vl
 
 from .synthetic import CPU_ARGS, custom_lines, vicuna_like_tokenizer, write_jsonl, write_yaml_sources
 
@@ -229,3 +230,14 @@ def test_align_stage_argument_errors(tmp_path, custom_jsonl, extra, message):
     args = ["--stage", "align", "--init_from_tiny", "--train_file", str(custom_jsonl), "--output_dir", str(tmp_path)]
     with pytest.raises(ValueError, match=message):
         train_vl(args + extra + CPU_ARGS)
+
+
+def test_console_script_exits_with_status_zero(tmp_path, coco, custom_jsonl):
+    """`groma-train` (the installed console script) returns no value from main(), so a good run exits 0."""
+    script = shutil.which("groma-train")
+    if script is None:
+        pytest.skip("the package's console scripts are not installed (pip install -e .)")
+    args = custom_args(custom_jsonl, coco, tmp_path / "cli", "--max_steps", "1", "--per_device_train_batch_size", "2")
+    result = subprocess.run([script, *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "cli" / "train_results.json").is_file()

@@ -166,7 +166,9 @@ def _parse_override(text: str) -> tuple[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point (`groma-convert`)."""
     parser = argparse.ArgumentParser(prog="groma-convert", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input_dir", required=True, help="Folder of an original Groma, Groma detection or GroundingGPT checkpoint.")
+    parser.add_argument(
+        "--input_dir", required=True, help="Folder of an original Groma, Groma detection or GroundingGPT checkpoint."
+    )
     parser.add_argument("--output_dir", required=True, help="Folder to write the native checkpoint to.")
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="dtype of the written weights.")
     parser.add_argument("--image_size", type=int, default=448, help="Processor input size (448 for released models).")

@@ -8,6 +8,24 @@ from ..processing import boxes_pixel_xyxy_to_normalized_cxcywh
 from ..tokens import IGNORE_INDEX
 
 
+def pad_text_features(features: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad the 1-D `input_ids` (with `pad_token_id`) and `labels` (with -100) of `features` into `(batch_size,
+    max_length)` tensors, with the matching `attention_mask`."""
+
+    def pad(key: str, value: int) -> torch.Tensor:
+        return torch.nn.utils.rnn.pad_sequence(
+            [feature[key] for feature in features], batch_first=True, padding_value=value
+        )
+
+    input_ids = pad("input_ids", pad_token_id)
+    lengths = torch.tensor([len(feature["input_ids"]) for feature in features])
+    return {
+        "input_ids": input_ids,
+        "attention_mask": (torch.arange(input_ids.shape[1])[None] < lengths[:, None]).long(),
+        "labels": pad("labels", IGNORE_INDEX),
+    }
+
+
 @dataclass
 class GromaDataCollator:
     """Batches [`ConversationDataset`] items for [`GromaForConditionalGeneration`].
@@ -25,17 +43,8 @@ class GromaDataCollator:
     padding_free: bool = False
 
     def __call__(self, features: list[dict]) -> dict:
-        def pad(key: str, value: int) -> torch.Tensor:
-            return torch.nn.utils.rnn.pad_sequence(
-                [feature[key] for feature in features], batch_first=True, padding_value=value
-            )
-
-        input_ids = pad("input_ids", self.pad_token_id)
-        lengths = torch.tensor([len(feature["input_ids"]) for feature in features])
         batch = {
-            "input_ids": input_ids,
-            "attention_mask": (torch.arange(input_ids.shape[1])[None] < lengths[:, None]).long(),
-            "labels": pad("labels", IGNORE_INDEX),
+            **pad_text_features(features, self.pad_token_id),
             "pixel_values": torch.stack([feature["pixel_values"] for feature in features]),
             **{
                 key: [

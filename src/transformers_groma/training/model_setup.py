@@ -17,7 +17,7 @@ import os
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
-from transformers import AutoModel, AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, PreTrainedConfig, PreTrainedModel
 from transformers.utils import logging
 
 from .. import GromaConfig, GromaForConditionalGeneration, GromaForRegionProposal
@@ -90,9 +90,15 @@ def build_vl_model(args: ModelArguments, max_length: int) -> tuple[GromaForCondi
     return model, processor
 
 
-def check_token_ids(config: GromaConfig, tokenizer) -> None:
-    """Raise a ValueError if the tokenizer's Groma token ids differ from the model config's."""
-    for field_name, token in TOKEN_ID_FIELDS.items():
+def check_token_ids(config: PreTrainedConfig, tokenizer, token_id_fields: dict[str, str] = TOKEN_ID_FIELDS) -> None:
+    """Raise a ValueError if the tokenizer's ids of the model's tokens differ from the model config's.
+
+    Args:
+        config: The model config.
+        tokenizer: The tokenizer.
+        token_id_fields: Config fields holding a token id, and the token (default: Groma's).
+    """
+    for field_name, token in token_id_fields.items():
         token_id = tokenizer.convert_tokens_to_ids(token)
         if token_id != getattr(config, field_name):
             raise ValueError(

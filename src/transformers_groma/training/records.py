@@ -22,7 +22,7 @@ A *detection record* (stage 1) is one image with class-agnostic pixel `[x1, y1, 
 import os
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from datasets import Dataset, Features, List, Value
@@ -74,7 +74,8 @@ def image_size(record: dict) -> tuple[int, int]:
         return image.height, image.width
 
 
-def _check_image(record: dict) -> tuple[int, int]:
+def check_image_file(record: dict) -> tuple[int, int]:
+    """`(height, width)` of a record's image; raise [`InvalidRecordError`] if the file is missing or unreadable."""
     if not record["image"] or not os.path.isfile(record["image"]):
         raise InvalidRecordError(f"image file {record['image']!r} does not exist")
     try:
@@ -90,6 +91,31 @@ def _check_boxes(boxes: list, size: tuple[int, int], name: str) -> None:
         raise InvalidRecordError(str(error)) from error
 
 
+def check_turns(messages: list[dict], placeholders: Sequence[str], placeholder_hint: str) -> None:
+    """Raise [`InvalidRecordError`] unless the turns alternate user/assistant, start with the user, end with an
+    answer, are non-empty and hold none of `placeholders` (`placeholder_hint` tells where those belong).
+
+    Args:
+        messages: `{"role", "content"}` turns.
+        placeholders: Strings no turn may contain (those a chat template or processor writes).
+        placeholder_hint: Appended to the message naming a turn that contains one.
+    """
+    if not messages or len(messages) % 2:
+        raise InvalidRecordError(
+            f"the conversation has {len(messages)} turns; it needs user/assistant pairs (an even, non-zero number)"
+        )
+    for index, message in enumerate(messages):
+        if message["role"] != ROLES[index % 2]:
+            raise InvalidRecordError(
+                f"turn {index} is from {message['role']!r} but turns must alternate user, assistant, user, ..."
+            )
+        if not message["content"].strip():
+            raise InvalidRecordError(f"turn {index} ({message['role']}) is empty")
+        for placeholder in placeholders:
+            if placeholder in message["content"]:
+                raise InvalidRecordError(f"turn {index} contains {placeholder}; {placeholder_hint}")
+
+
 def check_conversation_record(record: dict, max_refer_boxes: int) -> None:
     """Raise [`InvalidRecordError`] if `record` cannot be rendered and trained on.
 
@@ -102,24 +128,10 @@ def check_conversation_record(record: dict, max_refer_boxes: int) -> None:
         record: A conversation record (see the module docstring).
         max_refer_boxes: Most user boxes a sample may refer to (the model's `max_region_num`).
     """
-    size = _check_image(record)
+    size = check_image_file(record)
     messages = record["messages"]
-    if not messages or len(messages) % 2:
-        raise InvalidRecordError(
-            f"the conversation has {len(messages)} turns; it needs user/assistant pairs (an even, non-zero number)"
-        )
+    check_turns(messages, (IMAGE_TOKEN, REGION_TOKEN), "the chat template adds the image and region placeholders")
     for index, message in enumerate(messages):
-        if message["role"] != ROLES[index % 2]:
-            raise InvalidRecordError(
-                f"turn {index} is from {message['role']!r} but turns must alternate user, assistant, user, ..."
-            )
-        if not message["content"].strip():
-            raise InvalidRecordError(f"turn {index} ({message['role']}) is empty")
-        for placeholder in (IMAGE_TOKEN, REGION_TOKEN):
-            if placeholder in message["content"]:
-                raise InvalidRecordError(
-                    f"turn {index} contains {placeholder}; the chat template adds the image and region placeholders"
-                )
         misplaced = GROUND_BOX_TOKEN if message["role"] == "user" else REFER_BOX_TOKEN
         if misplaced in message["content"]:
             raise InvalidRecordError(
@@ -147,7 +159,7 @@ def check_conversation_record(record: dict, max_refer_boxes: int) -> None:
 
 def check_detection_record(record: dict) -> None:
     """Raise [`InvalidRecordError`] if the image is missing or a box is empty or outside the image."""
-    _check_boxes(record["boxes"], _check_image(record), "boxes")
+    _check_boxes(record["boxes"], check_image_file(record), "boxes")
 
 
 class RecordAdapter(ABC):

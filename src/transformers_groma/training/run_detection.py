@@ -24,7 +24,7 @@ from .model_setup import build_detection_model, freeze_for_detection, log_traina
 from .trainer import GromaDetectionTrainer, setup_logging, train_and_save
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def run(argv: list[str] | None = None) -> dict[str, float]:
     """Run detection pretraining; `argv` defaults to the command line. Returns the train (and eval) metrics."""
     model_args, data_args, training_args = parse_arguments(
         (DetectionModelArguments, DetectionDataArguments, GromaDetectionTrainingArguments), argv
@@ -78,6 +78,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         finetuned_from=model_args.model_name_or_path or model_args.vision_model_name_or_path,
         task="object-detection",
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: `run` without a return value, so the script exits with status 0 (metrics are saved in
+    the output folder)."""
+    run(argv)
 
 
 if __name__ == "__main__":

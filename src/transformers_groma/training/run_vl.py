@@ -37,7 +37,7 @@ STAGE_RECIPES = {
 }
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def run(argv: list[str] | None = None) -> dict[str, float]:
     """Run a vision-language stage; `argv` defaults to the command line. Returns the train (and eval) metrics."""
     model_args, data_args, training_args = parse_arguments(
         (ModelArguments, DataArguments, GromaTrainingArguments), argv
@@ -97,6 +97,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return train_and_save(
         trainer, finetuned_from=model_args.model_name_or_path or model_args.llm_path, task="image-text-to-text"
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: `run` without a return value, so the script exits with status 0 (metrics are saved in
+    the output folder)."""
+    run(argv)
 
 
 if __name__ == "__main__":

@@ -152,7 +152,9 @@ def resolve_checkpoint(training_args: GromaTrainingArguments) -> str | None:
     return None
 
 
-def train_and_save(trainer: Trainer, finetuned_from: str | None, task: str) -> dict[str, float]:
+def train_and_save(
+    trainer: Trainer, finetuned_from: str | None, task: str, tags: list[str] = MODEL_CARD_TAGS
+) -> dict[str, float]:
     """Train (resuming when possible); save the model, its processor, the trainer state and a model card; then
     evaluate when the trainer has an evaluation set.
 
@@ -160,6 +162,7 @@ def train_and_save(trainer: Trainer, finetuned_from: str | None, task: str) -> d
         trainer: The configured trainer; its `processing_class` is saved with the model and every checkpoint.
         finetuned_from: The model training started from, for the model card.
         task: Task identifier of the model card (e.g. `"image-text-to-text"`).
+        tags: Tags of the model card.
 
     Returns:
         The training metrics, and the evaluation metrics when evaluated.
@@ -174,7 +177,7 @@ def train_and_save(trainer: Trainer, finetuned_from: str | None, task: str) -> d
         model_name=os.path.basename(os.path.normpath(trainer.args.output_dir)),
         finetuned_from=finetuned_from,
         tasks=task,
-        tags=MODEL_CARD_TAGS,
+        tags=tags,
         dataset=getattr(trainer.train_dataset, "source_names", None),
     )
     metrics = dict(result.metrics)

@@ -1,4 +1,4 @@
-"""GroundingGPT's processor, media preprocessing, tokenizer helpers, prompt format and grounding parser."""
+"""GroundingGPT's processor, media preprocessing, tokenizer helpers, prompt format, grounding parser and drawing."""
 
 from .audio_io import clip_sample_ranges, load_audio_file, read_wav, resample
 from .feature_extraction_groundinggpt import GroundingGPTFeatureExtractor
@@ -16,6 +16,7 @@ from .processing_groundinggpt import GroundingGPTGeneration, GroundingGPTProcess
 from .prompts import AUDIO_PLACEHOLDER, CHAT_TEMPLATE, IMAGE_PLACEHOLDER, SEPARATOR, SYSTEM_PROMPT, VIDEO_PLACEHOLDER
 from .tokenization import add_groundinggpt_tokens, load_original_groundinggpt_tokenizer
 from .video_processing_groundinggpt import GroundingGPTVideoProcessor, decode_video, sample_frame_indices
+from .visualization import draw_grounded_boxes, draw_time_spans
 
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "add_groundinggpt_tokens",
     "clip_sample_ranges",
     "decode_video",
+    "draw_grounded_boxes",
+    "draw_time_spans",
     "format_box",
     "load_audio_file",
     "load_original_groundinggpt_tokenizer",
