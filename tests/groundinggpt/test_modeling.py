@@ -249,3 +249,13 @@ def test_ln_vision_has_its_own_epsilon_and_runs_in_float32(model):
     weight, bias = tower.post_layernorm.weight, tower.post_layernorm.bias
     expected = torch.nn.functional.layer_norm(hidden.float(), (16,), weight, bias, 1e-5).to(torch.bfloat16)
     assert normed.dtype == torch.bfloat16 and torch.equal(normed, expected)
+
+
+def test_num_return_sequences_repeats_each_prompt(model):
+    ids, mask = pad_batch([prompt("image", length=5, seed=1), prompt(length=3, seed=2)], "left")
+    out = model.generate(
+        input_ids=ids, attention_mask=mask, pixel_values=media("image", seed=1), do_sample=True,
+        num_return_sequences=2, max_new_tokens=3, pad_token_id=0,
+    )  # fmt: skip
+    assert out.shape == (4, ids.shape[1] + 3)
+    assert torch.equal(out[:, : ids.shape[1]], ids.repeat_interleave(2, dim=0))

@@ -9,13 +9,14 @@ and the features injected into the LLM's input embeddings; generated `<rK>` toke
 
 import torch
 from torch import nn
-from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput
 from transformers.modeling_utils import slice_logits_to_keep
 
 from ..configuration_groma import GromaConfig
+from .generation import MultimodalGenerationMixin
 from .loss import detection_loss
 from .outputs import (
     GromaCausalLMOutputWithPast,
@@ -387,7 +388,7 @@ class GromaModel(GromaPreTrainedModel):
             )
 
 
-class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
+class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMixin):
     """Groma with its LM head: grounded chat, referring and captioning, trained with next-token cross-entropy.
 
     `generate` runs the vision path once, expands and left-pads the batch, and returns the caller's prompt followed
@@ -402,12 +403,6 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
         self.model = GromaModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings: nn.Module):
-        self.lm_head = new_embeddings
 
     def forward(
         self,
@@ -492,16 +487,9 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
         multimodal = self.model.prepare_multimodal_inputs(
             input_ids, pixel_values, attention_mask, refer_boxes, None, region_boxes, padding_side="left"
         )
-        outputs = super().generate(
-            input_ids=multimodal.input_ids,
-            attention_mask=multimodal.attention_mask,
-            inputs_embeds=multimodal.inputs_embeds,
-            **kwargs,
+        outputs, sequences, copies = self.generate_from_embeddings(
+            input_ids, multimodal.input_ids, multimodal.attention_mask, multimodal.inputs_embeds, **kwargs
         )
-        sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
-        copies = sequences.shape[0] // input_ids.shape[0]  # num_return_sequences (x num_beams returned)
-        prompt = input_ids.repeat_interleave(copies, dim=0)
-        sequences = torch.cat([prompt, sequences[:, multimodal.input_ids.shape[1] :]], dim=1)
         if isinstance(outputs, torch.Tensor):
             return sequences
         output_class = (
@@ -512,13 +500,3 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, GenerationMixin):
             region_boxes=[boxes for boxes in multimodal.region_boxes for _ in range(copies)],
             region_scores=[scores for scores in multimodal.region_scores for _ in range(copies)],
         )
-
-    def prepare_inputs_for_generation(self, input_ids, inputs_embeds=None, is_first_iteration=False, **kwargs):
-        model_inputs = super().prepare_inputs_for_generation(
-            input_ids, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
-        )
-        if inputs_embeds is not None and not is_first_iteration and not kwargs.get("use_cache", True):
-            # Without a cache every step re-reads the whole sequence: keep the multimodal prompt embeddings.
-            new_tokens = model_inputs.pop("input_ids")[:, inputs_embeds.shape[1] :]
-            model_inputs["inputs_embeds"] = torch.cat([inputs_embeds, self.get_input_embeddings()(new_tokens)], dim=1)
-        return model_inputs

@@ -11,12 +11,13 @@ sample without a modality simply has no block of it and contributes no item.
 
 import torch
 from torch import nn
-from transformers import AutoModel, GenerationMixin, PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_utils import slice_logits_to_keep
 
 from ...configuration_groundinggpt import GroundingGPTConfig
+from ..generation import MultimodalGenerationMixin
 from .audio_encoder import GroundingGPTAudioEncoder, GroundingGPTImageBindAudioModel
 from .image_encoder import GroundingGPTImageEncoder
 from .outputs import (
@@ -180,7 +181,7 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         )
 
 
-class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, GenerationMixin):
+class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, MultimodalGenerationMixin):
     """GroundingGPT with its LM head: grounded chat about images, videos and audio, trained with next-token
     cross-entropy.
 
@@ -195,12 +196,6 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Generati
         self.model = GroundingGPTModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.lm_head
-
-    def set_output_embeddings(self, new_embeddings: nn.Module):
-        self.lm_head = new_embeddings
 
     def forward(
         self,
@@ -268,25 +263,13 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Generati
         inputs_embeds, _ = self.model.get_multimodal_embeddings(
             aligned_ids, pixel_values, pixel_values_videos, video_num_frames, input_features
         )
-        outputs = super().generate(
-            input_ids=aligned_ids, inputs_embeds=inputs_embeds, attention_mask=aligned_mask, **kwargs
+        outputs, sequences, _ = self.generate_from_embeddings(
+            input_ids, aligned_ids, aligned_mask, inputs_embeds, **kwargs
         )
-        sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
-        sequences = torch.cat([input_ids, sequences[:, input_ids.shape[1] :]], dim=1)
         if isinstance(outputs, torch.Tensor):
             return sequences
         outputs.sequences = sequences
         return outputs
-
-    def prepare_inputs_for_generation(self, input_ids, inputs_embeds=None, is_first_iteration=False, **kwargs):
-        model_inputs = super().prepare_inputs_for_generation(
-            input_ids, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
-        )
-        if inputs_embeds is not None and not is_first_iteration and not kwargs.get("use_cache", True):
-            # Without a cache every step re-reads the whole sequence: the prompt keeps its spliced embeddings.
-            new_tokens = model_inputs.pop("input_ids")[:, inputs_embeds.shape[1] :]
-            model_inputs["inputs_embeds"] = torch.cat([inputs_embeds, self.get_input_embeddings()(new_tokens)], dim=1)
-        return model_inputs
 
 
 __all__ = ["GroundingGPTForConditionalGeneration", "GroundingGPTModel", "GroundingGPTPreTrainedModel"]
