@@ -4,10 +4,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .configuration_vicuna import VICUNA_7B_BASE_VOCAB, vicuna_7b_config_kwargs
 from .tokens import GROMA_ADDED_TOKENS, NUM_REGION_INDEX_TOKENS, added_token_id
 
 
-_BASE_VOCAB = 32000  # Vicuna-7B v1.5; the 114 Groma tokens follow it (spec §1.8.1)
+_BASE_VOCAB = VICUNA_7B_BASE_VOCAB  # the 114 Groma tokens follow it (spec §1.8.1)
 
 
 def _token_id(token: str) -> int:
@@ -154,19 +155,7 @@ class GromaConfig(PreTrainedConfig):
         "text_config": SubConfigSpec(
             config_class=AutoConfig,
             model_type="llama",
-            init_kwargs={
-                "vocab_size": _BASE_VOCAB + len(GROMA_ADDED_TOKENS),
-                "hidden_size": 4096,
-                "intermediate_size": 11008,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 32,
-                "max_position_embeddings": 4096,
-                "rms_norm_eps": 1e-5,
-                "bos_token_id": 1,
-                "eos_token_id": 2,
-                "pad_token_id": _token_id("[PAD]"),
-            },
+            init_kwargs=vicuna_7b_config_kwargs(_BASE_VOCAB + len(GROMA_ADDED_TOKENS), _token_id("[PAD]")),
         ),
         "proposer_config": GromaRegionProposerConfig,
     }

@@ -6,9 +6,11 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, Blip2QFormerConfig, Blip2VisionConfig, CLIPVisionConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .configuration_vicuna import VICUNA_7B_BASE_VOCAB, vicuna_7b_config_kwargs
+
 
 # Vicuna-7B v1.5 vocabulary; the 9 GroundingGPT tokens follow it in this order (spec §1.6).
-BASE_VOCAB_SIZE = 32000
+BASE_VOCAB_SIZE = VICUNA_7B_BASE_VOCAB
 GROUNDINGGPT_TOKENS = (
     "<im_patch>",
     "<im_start>",
@@ -135,19 +137,7 @@ class GroundingGPTConfig(PreTrainedConfig):
         "text_config": SubConfigSpec(
             config_class=AutoConfig,
             model_type="llama",
-            init_kwargs={
-                "vocab_size": BASE_VOCAB_SIZE + len(GROUNDINGGPT_TOKENS),
-                "hidden_size": 4096,
-                "intermediate_size": 11008,
-                "num_hidden_layers": 32,
-                "num_attention_heads": 32,
-                "num_key_value_heads": 32,
-                "max_position_embeddings": 4096,
-                "rms_norm_eps": 1e-5,
-                "bos_token_id": 1,
-                "eos_token_id": 2,
-                "pad_token_id": 0,
-            },
+            init_kwargs=vicuna_7b_config_kwargs(BASE_VOCAB_SIZE + len(GROUNDINGGPT_TOKENS), pad_token_id=0),
         ),
         "vision_config": SubConfigSpec(
             config_class=CLIPVisionConfig,
