@@ -20,10 +20,10 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from .conversion.checkpoint_io import DTYPES
 from .processing import draw_grounding, draw_proposals, normalized_cxcywh_to_pixel_xyxy
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 TINY_QUERY = "[grounding]Please briefly describe this image."
 MEDIA_OPTIONS = ("image", "video", "audio")
 
