@@ -21,7 +21,7 @@ from .data_config import load_data_config
 from .detection_data import BoxFilter, build_detection_eval_dataset, build_detection_mixture
 from .evaluation import class_agnostic_coco
 from .model_setup import build_detection_model, freeze_for_detection, log_trainable_parameters
-from .trainer import GromaDetectionTrainer, setup_logging, train_and_save
+from .trainer import GromaDetectionTrainer, end_distributed_run, setup_logging, train_and_save
 
 
 def run(argv: list[str] | None = None) -> dict[str, float]:
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: `run` without a return value, so the script exits with status 0 (metrics are saved in
     the output folder)."""
     run(argv)
+    end_distributed_run()
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from .groundinggpt import (
     configure_groundinggpt_trainable,
 )
 from .model_setup import log_trainable_parameters
-from .trainer import GromaTrainer, setup_logging, train_and_save
+from .trainer import GromaTrainer, end_distributed_run, setup_logging, train_and_save
 
 
 MODEL_CARD_TAGS = ["groundinggpt", "grounding", "visual-grounding", "temporal-grounding", "transformers-groma"]
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     train_and_save(
         trainer, finetuned_from=model_args.model_name_or_path, task="image-text-to-text", tags=MODEL_CARD_TAGS
     )
+    end_distributed_run()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from .collator import GromaDataCollator
 from .data_config import DataSource, load_data_config
 from .mixture import build_conversation_mixture
 from .model_setup import apply_lora, build_vl_model, configure_vl_trainable, log_trainable_parameters
-from .trainer import GromaTrainer, setup_logging, train_and_save
+from .trainer import GromaTrainer, end_distributed_run, setup_logging, train_and_save
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: `run` without a return value, so the script exits with status 0 (metrics are saved in
     the output folder)."""
     run(argv)
+    end_distributed_run()
 
 
 if __name__ == "__main__":

@@ -152,6 +152,14 @@ def resolve_checkpoint(training_args: GromaTrainingArguments) -> str | None:
     return None
 
 
+def end_distributed_run() -> None:
+    """Wait for every rank, then destroy the process group, so that no rank exits while another still talks to it
+    (gloo aborts a process whose peer has gone). A no-op outside a distributed run."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def train_and_save(
     trainer: Trainer, finetuned_from: str | None, task: str, tags: list[str] = MODEL_CARD_TAGS
 ) -> dict[str, float]:
