@@ -130,6 +130,9 @@ class GromaConfig(PreTrainedConfig):
         legacy_position_interpolation: Interpolate DINOv2's position table like transformers 4.32 did (bicubic with
             scale factor `(grid + 0.1) / table_size`), which the released weights were trained with (spec §8.1 Q5).
         projector_hidden_act: Activation of the image-to-text bridge MLP.
+        keep_vision_path_fp32: When the model is loaded in float16/bfloat16 (`from_pretrained(..., dtype=...)`),
+            keep the vision tower, region proposer and region encoder in float32, as the original evaluated them;
+            the bridge and the LLM take the requested dtype. Set `False` to cast the whole model.
         pad_token_id, image_token_id, region_token_id, refer_box_token_id, ground_box_token_id, refer_feat_token_id:
             Ids of `[PAD]`, `<image>`, `<region>`, `<refer_box>`, `<ground_box>`, `<refer_feat>`.
         region_index_token_id: Id of `<r0>`; `<rK>` is `region_index_token_id + K`.
@@ -182,6 +185,7 @@ class GromaConfig(PreTrainedConfig):
     legacy_roi_spatial_scale: bool = True
     legacy_position_interpolation: bool = True
     projector_hidden_act: str = "gelu"
+    keep_vision_path_fp32: bool = True
     pad_token_id: int = _token_id("[PAD]")
     image_token_id: int = _token_id("<image>")
     region_token_id: int = _token_id("<region>")

@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import AutoModelForImageTextToText
 
 from transformers_groma import GromaForRegionProposal
 from transformers_groma.conversion import main
@@ -89,10 +90,24 @@ def test_console_script_writes_a_complete_folder_and_bf16(tmp_path):
         "generation_config.json",
         "README.md",
     } <= names
-    assert all(t.dtype == torch.bfloat16 for t in load_file(output_dir / "model.safetensors").values())
+    weights = load_file(output_dir / "model.safetensors")
+    vision_path = ("model.vision_tower.", "model.region_proposer.", "model.region_encoder.")
+    assert {name.startswith(vision_path) for name in weights} == {True, False}
+    for name, tensor in weights.items():  # the vision path stays float32, as `from_pretrained` will load it
+        assert tensor.dtype == (torch.float32 if name.startswith(vision_path) else torch.bfloat16), name
+    model = AutoModelForImageTextToText.from_pretrained(output_dir, dtype="auto")
+    assert model.dtype == torch.bfloat16 and model.model.vision_tower.dtype == torch.float32
     config = json.loads((output_dir / "config.json").read_text())
     assert config["model_type"] == "groma" and "vis_encoder_path" not in json.dumps(config)
     assert json.loads((output_dir / "generation_config.json").read_text())["do_sample"] is False
+
+
+def test_bf16_without_the_float32_vision_path(tmp_path):
+    main(
+        ["--input_dir", str(GROMA_FIXTURE), "--output_dir", str(tmp_path / "out"), "--dtype", "bfloat16", *TINY_ARGS]
+        + ["--override", "keep_vision_path_fp32=false"]
+    )
+    assert all(t.dtype == torch.bfloat16 for t in load_file(tmp_path / "out" / "model.safetensors").values())
 
 
 def test_detection_checkpoint_converts_to_region_proposal_model(tmp_path):

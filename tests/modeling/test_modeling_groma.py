@@ -370,12 +370,44 @@ def test_load_in_a_fresh_process(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_from_pretrained_dtype_bf16(tmp_path):
-    make_model().save_pretrained(tmp_path)
+def _parameter_dtypes(model) -> dict[str, set[torch.dtype]]:
+    """The dtypes of each top-level part of `model.model` (and of the LM head)."""
+    dtypes = {}
+    for name, parameter in model.named_parameters():
+        part = name.split(".")[1] if name.startswith("model.") else name.split(".")[0]
+        dtypes.setdefault(part, set()).add(parameter.dtype)
+    return dtypes
+
+
+def test_from_pretrained_bf16_keeps_the_vision_path_in_fp32(tmp_path):
+    model = make_model(box_score_threshold=0.0)
+    model.save_pretrained(tmp_path)
+    loaded = GromaForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.bfloat16).eval()
+    fp32, bf16 = {torch.float32}, {torch.bfloat16}
+    assert _parameter_dtypes(loaded) == {
+        "vision_tower": fp32,
+        "region_proposer": fp32,
+        "region_encoder": fp32,
+        "multi_modal_projector": bf16,
+        "language_model": bf16,
+        "lm_head": bf16,
+    }
+    assert loaded.dtype == torch.bfloat16  # the LLM's, used by generate for masks and caches
+    inputs = _inputs()
+    with torch.no_grad():
+        expected, actual = model(**inputs), loaded(**inputs)
+    assert actual.logits.dtype == torch.bfloat16
+    for a, b in zip(actual.region_boxes, expected.region_boxes):  # same boxes as the float32 model, bit for bit
+        assert torch.equal(a, b)
+    generated = loaded.generate(**inputs, do_sample=False, max_new_tokens=3)
+    assert generated.shape == (2, inputs["input_ids"].shape[1] + 3)
+
+
+def test_from_pretrained_bf16_casts_everything_without_keep_vision_path_fp32(tmp_path):
+    make_model(keep_vision_path_fp32=False).save_pretrained(tmp_path)
     loaded = GromaForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    assert set().union(*_parameter_dtypes(loaded).values()) == {torch.bfloat16}
     assert loaded.dtype == torch.bfloat16
-    assert loaded.model.language_model.embed_tokens.weight.dtype == torch.bfloat16
-    assert loaded.model.vision_tower.embeddings.patch_embeddings.projection.weight.dtype == torch.bfloat16
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from transformers import GenerationConfig
 
 from ..configuration_groma import GromaConfig
 from ..modeling import GromaForConditionalGeneration, GromaForRegionProposal
+from ..modeling.modeling_groma import VISION_PATH_MODULES, GromaPreTrainedModel
 from ..processing import CHAT_TEMPLATE, GromaImageProcessor, GromaProcessor, load_original_tokenizer
 from .checkpoint_io import (
     DTYPES,
@@ -102,6 +103,17 @@ def build_generation_config(input_dir: Path, config: GromaConfig) -> GenerationC
     )
 
 
+def cast_for_storage(model: GromaPreTrainedModel, dtype: torch.dtype) -> GromaPreTrainedModel:
+    """Cast the floating-point weights to `dtype`, except the vision path when `from_pretrained` would keep it in
+    float32 (`config.keep_vision_path_fp32` and a 16-bit `dtype`): the stored weights are then the loaded ones."""
+    keep_fp32 = model.config.keep_vision_path_fp32 and dtype in (torch.float16, torch.bfloat16)
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        in_vision_path = any(part in VISION_PATH_MODULES for part in name.split("."))
+        if tensor.is_floating_point() and not (keep_fp32 and in_vision_path):
+            tensor.data = tensor.data.to(dtype)
+    return model
+
+
 def convert_checkpoint(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -120,7 +132,8 @@ def convert_checkpoint(
     folder), `dtype`, `overrides`, `max_shard_size` and `overwrite`.
 
     Args:
-        dtype: dtype of the written weights ("float32", "bfloat16" or "float16").
+        dtype: dtype of the written weights ("float32", "bfloat16" or "float16"). With a 16-bit dtype the vision
+            path stays float32 unless `overrides` sets `keep_vision_path_fp32` to False (see [`cast_for_storage`]).
         image_size: side of the square images the processor resizes to (448 for the released models).
         overrides: native config fields the original hard-codes in code (e.g. `{"region_fuse_groups": 8}`).
         legacy_tokenizer: overrides the `legacy` flag read from the original tokenizer_config.json.
@@ -136,7 +149,7 @@ def convert_checkpoint(
     original_config = read_original_config(input_dir)
     kind = detect_checkpoint_kind(original_config)
     original_state_dict = load_original_state_dict(input_dir)
-    model = build_native_model(original_config, original_state_dict, overrides or {}).to(DTYPES[dtype])
+    model = cast_for_storage(build_native_model(original_config, original_state_dict, overrides or {}), DTYPES[dtype])
     processor = build_processor(input_dir, model.config, image_size, legacy_tokenizer) if kind == "groma" else None
 
     with staged_output(output_dir) as staging:
@@ -170,7 +183,14 @@ def main(argv: list[str] | None = None) -> None:
         "--input_dir", required=True, help="Folder of an original Groma, Groma detection or GroundingGPT checkpoint."
     )
     parser.add_argument("--output_dir", required=True, help="Folder to write the native checkpoint to.")
-    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES), help="dtype of the written weights.")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=sorted(DTYPES),
+        help="dtype of the written weights. With float16/bfloat16 the vision path (DINOv2, proposer, region encoder) "
+        "stays "
+        "float32 unless --override keep_vision_path_fp32=false.",
+    )
     parser.add_argument("--image_size", type=int, default=448, help="Processor input size (448 for released models).")
     parser.add_argument(
         "--override",

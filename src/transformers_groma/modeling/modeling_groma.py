@@ -35,6 +35,10 @@ from .validation import check_box_lists
 from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge_patches_2x2, tokens_to_feature_map
 
 
+# The modules from pixels to boxes and region features; `config.keep_vision_path_fp32` keeps them in float32.
+VISION_PATH_MODULES = ("vision_tower", "region_proposer", "region_encoder")
+
+
 class GromaPreTrainedModel(PreTrainedModel):
     config: GromaConfig
     base_model_prefix = "model"
@@ -65,6 +69,12 @@ class GromaPreTrainedModel(PreTrainedModel):
         `load_state_dict`, which would silently skip the vision tower's weights.
         """
         return super().save_pretrained(save_directory, *args, save_original_format=save_original_format, **kwargs)
+
+    def _keep_vision_path_fp32(self):
+        """With `config.keep_vision_path_fp32`, `from_pretrained(..., dtype=float16/bfloat16)` loads the vision path
+        in float32 (transformers' `_keep_in_fp32_modules_strict`). Call before `post_init`."""
+        if self.config.keep_vision_path_fp32:
+            self._keep_in_fp32_modules_strict = list(VISION_PATH_MODULES)
 
     def _build_vision_tower(self) -> nn.Module:
         vision_tower = AutoModel.from_config(self.config.vision_config)
@@ -112,6 +122,7 @@ class GromaForRegionProposal(GromaPreTrainedModel):
         super().__init__(config)
         self.vision_tower = self._build_vision_tower()
         self.region_proposer = GromaRegionProposer(config.proposer_config, config.vision_config.hidden_size)
+        self._keep_vision_path_fp32()
         self.post_init()
 
     def forward(
@@ -138,7 +149,13 @@ class GromaModel(GromaPreTrainedModel):
         )
         self.region_encoder = GromaRegionEncoder(config)
         self.language_model = AutoModel.from_config(config.text_config)
+        self._keep_vision_path_fp32()
         self.post_init()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The language model's dtype (the vision path may be kept in float32, see `config.keep_vision_path_fp32`)."""
+        return self.language_model.dtype
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
@@ -403,6 +420,11 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         self.model = GromaModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The language model's dtype (the vision path may be kept in float32, see `config.keep_vision_path_fp32`)."""
+        return self.model.dtype
 
     def forward(
         self,

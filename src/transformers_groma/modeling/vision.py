@@ -72,4 +72,5 @@ class GromaMultiModalProjector(nn.Module):
         self.linear_2 = nn.Linear(out_features, out_features)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(self.act(self.linear_1(image_features)))
+        """(..., 4C) merged patches, in any dtype (the vision path may run in float32) -> (..., D) in the bridge's."""
+        return self.linear_2(self.act(self.linear_1(image_features.to(self.linear_1.weight.dtype))))
