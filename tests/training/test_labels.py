@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from transformers_groma import GromaForConditionalGeneration
-from transformers_groma.processing import FIRST_ASSISTANT_MESSAGE, SYSTEM_PROMPT, add_groma_tokens
+from transformers_groma.processing import CHAT_TEMPLATE, FIRST_ASSISTANT_MESSAGE, SYSTEM_PROMPT, add_groma_tokens
 from transformers_groma.tiny import tiny_groma_config, tiny_groma_processor, tiny_groma_tokenizer
 from transformers_groma.tokens import IGNORE_INDEX
 from transformers_groma.training import (
@@ -68,6 +68,35 @@ def test_llava_template_supervises_answers_and_their_eos(tokenizer):
     assert sum(label != IGNORE_INDEX for label in labels) == sum(len(span) for span in spans)
     eos_positions = [i for i, token in enumerate(input_ids) if token == tokenizer.eos_token_id]
     assert [labels[i] != IGNORE_INDEX for i in eos_positions] == [False, True, True]
+
+
+@pytest.mark.parametrize("answer", ["2 dogs.", "Because.", "<roi><ground_box></roi>", "[1, 2] and <p>a dog</p>"])
+def test_training_ids_continue_the_inference_prompt_and_supervise_all_of_the_answer(tokenizer, answer):
+    # Independent of the encoder: the inference prompt (chat template + add_generation_prompt) must be a prefix of
+    # the training ids, fully masked, and every token after it (the answer's first token too, e.g. a bare "▁" before
+    # a digit) is supervised: what the model learns to produce is exactly what follows the prompt it sees.
+    question = [{"role": "user", "content": "How many dogs?"}]
+    prompt = tokenizer.apply_chat_template(
+        question, chat_template=CHAT_TEMPLATE, add_generation_prompt=True, tokenize=False
+    )
+    prompt_ids = tokenizer(prompt, add_special_tokens=True).input_ids
+    input_ids, labels, _ = ConversationEncoder(tokenizer, "llava", 2048)(
+        [*question, {"role": "assistant", "content": answer}]
+    )
+    assert input_ids[: len(prompt_ids)] == prompt_ids
+    assert set(labels[: len(prompt_ids)]) == {IGNORE_INDEX}
+    assert labels[len(prompt_ids) :] == input_ids[len(prompt_ids) :]
+    assert input_ids[-1] == tokenizer.eos_token_id
+    answer_text = tokenizer.decode(input_ids[len(prompt_ids) : -1])
+    # spaces next to Groma tokens are stripped, as the original tokenizer did
+    assert "".join(answer_text.split()) == "".join(answer.split())
+
+
+def test_sep_in_the_conversation_text_is_refused(tokenizer):
+    with pytest.raises(ValueError, match="<sep>"):
+        ConversationEncoder(tokenizer, "llava", 2048)(
+            [{"role": "user", "content": "a <sep> b"}, {"role": "assistant", "content": "c"}]
+        )
 
 
 def test_default_template_supervises_answers_only(tokenizer):

@@ -2,8 +2,9 @@
 
 Labels follow the original (spec §2.2): only the assistant answers are supervised, plus the `</s>` closing each
 answer with the `llava` template (the `default` template of stage 2 has none). The system prompt, Groma's fixed
-first exchange, the user turns and the role markers are -100. The answers are located with the chat template's
-`{% generation %}` blocks (`return_assistant_tokens_mask`), so the text is tokenized exactly once, as at inference.
+first exchange, the user turns and the role markers are -100. As in the original, every answer is wrapped in
+`<sep>` markers before tokenizing; the tokenizer strips the whitespace around them, so the ids (and which token
+starts an answer) are the original's for either `legacy` setting, and the markers are removed afterwards.
 """
 
 import torch
@@ -13,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 from transformers.image_processing_utils import BaseImageProcessor
 
 from ..processing import CHAT_TEMPLATE, STAGE2_CHAT_TEMPLATE
-from ..tokens import GROUND_BOX_TOKEN, IGNORE_INDEX, REFER_BOX_TOKEN
+from ..tokens import GROUND_BOX_TOKEN, IGNORE_INDEX, REFER_BOX_TOKEN, SEP_TOKEN
 from .records import InvalidRecordError
 
 
@@ -54,20 +55,37 @@ class ConversationEncoder:
 
     def encode(self, messages: list[dict]) -> tuple[list[int], list[int]]:
         """Token ids (with the BOS token when the tokenizer adds one) and labels of `messages`, untruncated."""
-        encoding = self.tokenizer.apply_chat_template(
-            messages,
-            chat_template=self.chat_template,
-            tokenize=True,
-            return_dict=True,
-            return_assistant_tokens_mask=True,
+        sep_id = self.tokenizer.convert_tokens_to_ids(SEP_TOKEN)
+        text = self.tokenizer.apply_chat_template(
+            [mark_answer(message) for message in messages], chat_template=self.chat_template, tokenize=False
         )
-        input_ids = list(encoding["input_ids"])
-        labels = [
-            token if supervised else IGNORE_INDEX for token, supervised in zip(input_ids, encoding["assistant_masks"])
-        ]
+        input_ids = self.tokenizer(text, add_special_tokens=False).input_ids
         if getattr(self.tokenizer, "add_bos_token", False) and self.tokenizer.bos_token_id is not None:
-            input_ids, labels = [self.tokenizer.bos_token_id, *input_ids], [IGNORE_INDEX, *labels]
-        return input_ids, labels
+            input_ids = [self.tokenizer.bos_token_id, *input_ids]
+        markers = [i for i, token in enumerate(input_ids) if token == sep_id]
+        if len(markers) != 2 * sum(message["role"] == "assistant" for message in messages):
+            raise ValueError(
+                f"The conversation text itself contains {SEP_TOKEN}, which marks the answers in training."
+            )
+        labels = [IGNORE_INDEX] * len(input_ids)
+        for start, end in zip(markers[::2], markers[1::2]):
+            labels[start:end] = input_ids[start:end]
+        eos_positions = [i for i, token in enumerate(input_ids) if token == self.tokenizer.eos_token_id]
+        for i in eos_positions[1:]:  # every </s> but the fixed first exchange's closes a supervised answer
+            labels[i] = input_ids[i]
+        kept = [i for i, token in enumerate(input_ids) if token != sep_id]
+        return [input_ids[i] for i in kept], [labels[i] for i in kept]
+
+
+def mark_answer(message: dict) -> dict:
+    """An assistant message with its text wrapped in `<sep>` markers; other messages unchanged."""
+    if message["role"] != "assistant":
+        return message
+    content = message["content"]
+    if isinstance(content, str):
+        return {**message, "content": SEP_TOKEN + content + SEP_TOKEN}
+    marker = {"type": "text", "text": SEP_TOKEN}
+    return {**message, "content": [marker, *content, marker]}
 
 
 class ConversationDataset(Dataset):
