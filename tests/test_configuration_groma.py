@@ -193,6 +193,13 @@ def test_positional_arguments_rejected():
         ({"text_config": {"vocab_size": 32113}}, "vocab_size"),
         ({"region_index_token_id": 32015}, "vocab_size"),
         ({"region_fuse_groups": 48}, "region_fuse_groups"),
+        ({"image_token_id": 32114}, "image_token_id=32114 is outside the vocabulary"),
+        ({"refer_box_token_id": 32014}, "refer_box_token_id and region_index_token_id share the id 32014"),
+        ({"refer_feat_token_id": 32020}, "refer_feat_token_id and <r6> share the id 32020"),
+        ({"image_token_id": 32000}, "pad_token_id and image_token_id share"),
+        ({"roi_output_size": 0}, "roi_output_size must be positive"),
+        ({"region_hidden_size": 0}, "region_hidden_size must be positive"),
+        ({"region_fuse_rounds": -1}, "region_fuse_rounds must be non-negative"),
     ],
 )
 def test_validation_errors_name_the_field(overrides, field):

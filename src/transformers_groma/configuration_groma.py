@@ -32,6 +32,9 @@ class GromaRegionProposerConfig(PreTrainedConfig):
         encoder_n_points / decoder_n_points: Sampling points per head and level of the deformable attention.
         num_queries: Number of two-stage proposals kept for the decoder (= boxes proposed per image).
         num_feature_levels: Feature levels fed to the proposer. Only the single level of the released model exists.
+        activation_function: Activation of the encoder/decoder feed-forward blocks.
+        dropout / attention_dropout / activation_dropout: Dropout after the attention and feed-forward blocks,
+            on the attention weights, and inside the feed-forward blocks.
         bbox_head_hidden_dim: Hidden width of the 3-layer box MLPs (hard-coded 256 in the original).
         input_layer_norm_eps: Epsilon of the channel LayerNorm after the 1x1 input projection.
         coco_score_exponent / sa1b_score_exponent: Exponents of the fused objectness score.
@@ -44,6 +47,8 @@ class GromaRegionProposerConfig(PreTrainedConfig):
         cls_loss_coefficient / bbox_loss_coefficient / giou_loss_coefficient: Loss weights.
         focal_alpha: Alpha of the sigmoid focal loss.
         auxiliary_loss: Also supervise every intermediate decoder layer.
+        init_std: Standard deviation of the normal weight initialization.
+        disable_custom_kernels: Use the PyTorch multi-scale deformable attention instead of a custom kernel.
     """
 
     model_type = "groma_region_proposer"
@@ -92,6 +97,18 @@ class GromaRegionProposerConfig(PreTrainedConfig):
                 raise ValueError(f"d_model ({self.d_model}) must be divisible by {heads} ({getattr(self, heads)}).")
         if self.num_queries < 1:
             raise ValueError(f"num_queries must be positive, got {self.num_queries}.")
+
+
+# The special token ids of `GromaConfig`; `<rK>` is `region_index_token_id + K`.
+TOKEN_ID_FIELDS = (
+    "pad_token_id",
+    "image_token_id",
+    "region_token_id",
+    "refer_box_token_id",
+    "ground_box_token_id",
+    "refer_feat_token_id",
+    "region_index_token_id",
+)
 
 
 @strict
@@ -228,6 +245,26 @@ class GromaConfig(PreTrainedConfig):
                 f"vision_config.hidden_size ({self.vision_config.hidden_size}) must be divisible by 4 and by "
                 f"region_fuse_groups ({self.region_fuse_groups})."
             )
+        for name in ("region_hidden_size", "region_position_hidden_size", "region_fuse_groups", "roi_output_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
+        for name in ("region_fuse_rounds", "roi_sampling_ratio"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}.")
+        token_ids = {name: getattr(self, name) for name in TOKEN_ID_FIELDS}
+        for name, token_id in token_ids.items():
+            if not 0 <= token_id < self.text_config.vocab_size:
+                raise ValueError(
+                    f"{name}={token_id} is outside the vocabulary (text_config.vocab_size={self.text_config.vocab_size})."
+                )
+        region_indices = {f"<r{k}>": self.region_index_token_id + k for k in range(1, self.num_region_index_tokens)}
+        owners = {}
+        for name, token_id in {**token_ids, **region_indices}.items():
+            if token_id in owners:
+                raise ValueError(
+                    f"{owners[token_id]} and {name} share the id {token_id}; each Groma token needs its own."
+                )
+            owners[token_id] = name
         last_token_id = self.region_index_token_id + self.num_region_index_tokens - 1
         if last_token_id >= self.text_config.vocab_size:
             raise ValueError(

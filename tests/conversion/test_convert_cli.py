@@ -5,10 +5,13 @@ import shutil
 import subprocess
 import sys
 
+import huggingface_hub
 import pytest
 import torch
+from huggingface_hub import ModelCard
+from PIL import Image
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForImageTextToText
+from transformers import AutoImageProcessor, AutoModelForImageTextToText
 
 from transformers_groma import GromaForRegionProposal
 from transformers_groma.conversion import main
@@ -120,7 +123,16 @@ def test_detection_checkpoint_converts_to_region_proposal_model(tmp_path):
         {k.removeprefix("perceiver."): v for k, v in state_dict.items() if k.startswith("perceiver.")},
         folder / "model.safetensors",
     )
-    main(["--input_dir", str(folder), "--output_dir", str(tmp_path / "out")])
+    main(["--input_dir", str(folder), "--output_dir", str(tmp_path / "out"), "--image_size", "112"])
+    image_processor = AutoImageProcessor.from_pretrained(tmp_path / "out")
+    assert type(image_processor).__name__ == "GromaImageProcessor"
+    assert image_processor(images=Image.new("RGB", (50, 30)), return_tensors="pt")["pixel_values"].shape[-2:] == (
+        112,
+        112,
+    )
+    card = ModelCard.load(tmp_path / "out" / "README.md")
+    assert card.data.pipeline_tag == "object-detection" and "vicuna" not in str(card.data.base_model)
+    assert "GromaForRegionProposal.from_pretrained" in card.text and "generate(" not in card.text
     model = GromaForRegionProposal.from_pretrained(tmp_path / "out").eval()
     inputs, expected = (
         load_file(GROMA_FIXTURE / "inputs.safetensors"),
@@ -130,6 +142,24 @@ def test_detection_checkpoint_converts_to_region_proposal_model(tmp_path):
         out = model(inputs["pixel_values"])
     torch.testing.assert_close(out.pred_boxes, expected["proposer_pred_boxes"], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(out.scores, expected["proposer_scores_fused"], atol=1e-4, rtol=1e-4)
+
+
+def test_a_path_that_looks_like_a_repo_id_fails_clearly_offline(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="not a local folder, and downloading it as a Hub repo id failed"):
+        main(["--input_dir", "missing/checkpoint", "--output_dir", str(tmp_path / "out")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_vocabulary_part_is_named(tmp_path):
+    folder = copy_fixture(tmp_path)
+    state_dict = load_file(folder / "model.safetensors")
+    del state_dict["new_input_embs.weight"]
+    save_file(state_dict, folder / "model.safetensors")
+    with pytest.raises(KeyError, match="new_input_embs.weight"):
+        main(["--input_dir", str(folder), "--output_dir", str(tmp_path / "out"), *TINY_ARGS])
+    assert not (tmp_path / "out").exists()
 
 
 def test_missing_files_raise_and_write_nothing(tmp_path):

@@ -9,6 +9,7 @@ from transformers_groma.modeling import GromaGenerateBeamOutput
 from .groma_test_utils import (
     BOS,
     GRID,
+    PAD,
     R0,
     REFER_BOX,
     cxcywh,
@@ -136,6 +137,20 @@ def test_all_ones_attention_mask_equals_no_mask(model):
     assert torch.equal(with_mask.sequences, without.sequences)
 
 
+def test_padded_prompts_without_attention_mask_treat_pad_as_padding(model):
+    # Without a mask, [PAD] tokens are padding (as the original cuts each prompt at its first [PAD]).
+    prompts, ids, mask, px, region_boxes = _batch("right")
+    assert (ids == PAD).any()
+    with_mask = greedy(model, input_ids=ids, attention_mask=mask, pixel_values=px, region_boxes=region_boxes)
+    without = greedy(model, input_ids=ids, pixel_values=px, region_boxes=region_boxes)
+    assert torch.equal(with_mask.sequences, without.sequences)
+    with torch.no_grad():
+        forward = model(input_ids=ids, pixel_values=px, region_boxes=region_boxes)
+        forward_masked = model(input_ids=ids, attention_mask=mask, pixel_values=px, region_boxes=region_boxes)
+    assert torch.equal(forward.expanded_attention_mask, forward_masked.expanded_attention_mask)
+    torch.testing.assert_close(forward.logits, forward_masked.logits, rtol=0, atol=0)
+
+
 def test_region_boxes_change_the_answer(model):
     prompt = make_prompt()[None]
     first = greedy(model, input_ids=prompt, pixel_values=pixels(1), region_boxes=[GRID[:2]], max_new_tokens=8)
@@ -188,6 +203,9 @@ def test_generate_errors(model):
         greedy(model, input_ids=make_prompt(refer=1)[None], pixel_values=pixels(1), refer_boxes=GRID[None])
     with pytest.raises(ValueError, match="pixel_values"):
         greedy(model, input_ids=make_prompt()[None])
+    for boxes in ("refer_boxes", "region_boxes"):  # never dropped silently on the text-only path
+        with pytest.raises(ValueError, match="need `pixel_values`"):
+            greedy(model, input_ids=torch.tensor([[BOS, 5, 6]]), **{boxes: [GRID]})
 
 
 def test_region_index_tokens_map_to_region_boxes(model):

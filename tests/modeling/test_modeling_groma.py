@@ -370,6 +370,29 @@ def test_load_in_a_fresh_process(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_return_dict_false_returns_a_tuple():
+    model = make_model(box_score_threshold=0.0)
+    inputs = _inputs()
+    with torch.no_grad():
+        as_dict = model(**inputs)
+        as_tuple = model(**inputs, return_dict=False)
+        base = model.model(**inputs, return_dict=False)
+    assert isinstance(as_tuple, tuple) and isinstance(base, tuple)
+    torch.testing.assert_close(as_tuple[0], as_dict.logits, rtol=0, atol=0)
+    assert base[0].shape[:2] == as_dict.logits.shape[:2]
+
+
+def test_malformed_ids_mask_and_labels_are_clear_errors():
+    model = make_model()
+    inputs = _inputs()
+    with pytest.raises(ValueError, match="`input_ids` must be \\(batch, sequence_length\\)"):
+        model(**{**inputs, "input_ids": inputs["input_ids"][0], "attention_mask": None})
+    with pytest.raises(ValueError, match="`labels` must have the shape of `input_ids`"):
+        model(**inputs, labels=inputs["input_ids"][:, :-1])
+    with pytest.raises(ValueError, match="`attention_mask` must have the shape of `input_ids`"):
+        model(**{**inputs, "attention_mask": inputs["attention_mask"][:, 1:]})
+
+
 def _parameter_dtypes(model) -> dict[str, set[torch.dtype]]:
     """The dtypes of each top-level part of `model.model` (and of the LM head)."""
     dtypes = {}

@@ -94,6 +94,23 @@ def test_frozen_reference_points_flag():
     )
 
 
+def test_standard_refinement_detaches_each_layers_boxes():
+    # Without the legacy flag, a layer's boxes start from the previous layer's detached boxes (transformers'
+    # Deformable-DETR): the loss on layer 1 gives no gradient to layer 0's box head.
+    model = make_detector(legacy_frozen_reference_points=False)
+    model(pixels(1)).all_pred_boxes[:, 1].sum().backward()
+    assert model.region_proposer.bbox_heads[1].layers[-1].weight.grad.abs().sum() > 0
+    assert model.region_proposer.bbox_heads[0].layers[-1].weight.grad.abs().sum() == 0
+    legacy = make_detector(legacy_frozen_reference_points=True)  # the original lets it flow
+    legacy(pixels(1)).all_pred_boxes[:, 1].sum().backward()
+    assert legacy.region_proposer.bbox_heads[0].layers[-1].weight.grad.abs().sum() > 0
+
+
+def test_too_few_feature_positions_for_the_queries_is_a_clear_error():
+    with pytest.raises(ValueError, match="num_queries=30 of its 4x4 = 16 feature positions"):
+        make_detector()(torch.zeros(1, 3, 56, 56))
+
+
 def _sampling_references(model) -> tuple[list[torch.Tensor], object]:
     """The reference boxes every decoder layer samples around, and the proposer output."""
     seen = []

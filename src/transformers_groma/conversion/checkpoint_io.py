@@ -69,7 +69,12 @@ def resolve_input_dir(input_dir: str | Path) -> Path:
     if path.is_dir():
         return path
     if re.fullmatch(r"[\w.-]+/[\w.-]+", str(input_dir)) and not path.exists():
-        return Path(snapshot_download(str(input_dir)))
+        try:
+            return Path(snapshot_download(str(input_dir)))
+        except OSError as error:  # offline, unknown repo, or a mistyped local path that looks like a repo id
+            raise FileNotFoundError(
+                f"--input_dir {input_dir} is not a local folder, and downloading it as a Hub repo id failed: {error}"
+            ) from error
     raise FileNotFoundError(f"--input_dir {input_dir} is not a folder (nor a Hub repo id).")
 
 

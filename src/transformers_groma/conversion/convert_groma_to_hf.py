@@ -150,12 +150,15 @@ def convert_checkpoint(
     kind = detect_checkpoint_kind(original_config)
     original_state_dict = load_original_state_dict(input_dir)
     model = cast_for_storage(build_native_model(original_config, original_state_dict, overrides or {}), DTYPES[dtype])
-    processor = build_processor(input_dir, model.config, image_size, legacy_tokenizer) if kind == "groma" else None
+    if kind == "groma":
+        processor = build_processor(input_dir, model.config, image_size, legacy_tokenizer)
+    else:  # the detector takes images only
+        processor = GromaImageProcessor(size={"height": image_size, "width": image_size})
 
     with staged_output(output_dir) as staging:
         model.save_pretrained(staging, max_shard_size=max_shard_size, save_original_format=False)
-        if processor is not None:
-            processor.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        if kind == "groma":
             build_generation_config(input_dir, model.config).save_pretrained(staging)
         num_tensors = verify_saved_weights(staging, model)
         write_model_card(staging, model, source=input_dir, num_original_tensors=len(original_state_dict))

@@ -95,8 +95,10 @@ def convert_state_dict(original: dict[str, torch.Tensor], prefix: str = "model."
     converted = {}
     for new_key, sources in grouped.items():
         if new_key in VOCABULARY_PARTS:
-            parts = [original[name] for name in VOCABULARY_PARTS[new_key] if name in original]
-            tensor = torch.cat(parts, dim=0)
+            missing = [name for name in VOCABULARY_PARTS[new_key] if name not in original]
+            if missing:
+                raise KeyError(f"{new_key} is assembled from {VOCABULARY_PARTS[new_key]}, but {missing} is missing.")
+            tensor = torch.cat([original[name] for name in VOCABULARY_PARTS[new_key]], dim=0)
         else:
             tensor = original[sources[0]]
             for alias in sources[1:]:

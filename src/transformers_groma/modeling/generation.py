@@ -44,7 +44,15 @@ class MultimodalGenerationMixin(GenerationMixin):
         prompts = caller_input_ids.repeat_interleave(copies, dim=0)
         return outputs, torch.cat([prompts, sequences[:, input_ids.shape[1] :]], dim=1), copies
 
-    def prepare_inputs_for_generation(self, input_ids, inputs_embeds=None, is_first_iteration=False, **kwargs):
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        inputs_embeds: torch.Tensor | None = None,
+        is_first_iteration: bool = False,
+        **kwargs,
+    ) -> dict:
+        """`GenerationMixin.prepare_inputs_for_generation`, keeping the multimodal prompt embeddings when no cache
+        is used."""
         model_inputs = super().prepare_inputs_for_generation(
             input_ids, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
         )

@@ -7,6 +7,8 @@ user's boxes) -> (c) region encoder -> region tokens; the prompt's `<image>` / `
 and the features injected into the LLM's input embeddings; generated `<rK>` tokens point at the K-th selected box.
 """
 
+import os
+
 import torch
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
@@ -14,6 +16,7 @@ from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput
 from transformers.modeling_utils import slice_logits_to_keep
+from transformers.utils.generic import can_return_tuple
 
 from ..configuration_groma import GromaConfig
 from .generation import MultimodalGenerationMixin
@@ -40,6 +43,8 @@ VISION_PATH_MODULES = ("vision_tower", "region_proposer", "region_encoder")
 
 
 class GromaPreTrainedModel(PreTrainedModel):
+    """Shared settings of the Groma models: weight init, attention backends, vision tower construction, saving."""
+
     config: GromaConfig
     base_model_prefix = "model"
     input_modalities = ("image", "text")
@@ -61,7 +66,7 @@ class GromaPreTrainedModel(PreTrainedModel):
             for block in module.fusion.fuse_blocks:
                 init.normal_(block.conv.weight, std=0.01)
 
-    def save_pretrained(self, save_directory, *args, save_original_format: bool = False, **kwargs):
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, save_original_format: bool = False, **kwargs):
         """`PreTrainedModel.save_pretrained`, writing the runtime parameter names by default.
 
         transformers would otherwise restore DINOv2's older names (`attention.attention.query`) on save. Loading
@@ -163,6 +168,7 @@ class GromaModel(GromaPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module):
         self.language_model.set_input_embeddings(value)
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -185,7 +191,8 @@ class GromaModel(GromaPreTrainedModel):
 
         Args:
             input_ids: (B, T) prompts with one `<image>` and one `<region>` placeholder each (padded on either side;
-                `attention_mask` tells real tokens). Without `pixel_values` they are fed to the LLM as they are.
+                `attention_mask` tells real tokens; without it, every token but `[PAD]` is real). Without
+                `pixel_values` they are fed to the LLM as they are.
             pixel_values: (B, 3, H, W) images normalized with the ImageNet mean/std (see `GromaImageProcessor`).
             refer_boxes: per sample, (n_i, 4) normalized cxcywh boxes the user refers to; one per `<refer_box>`.
             ground_boxes: per sample, (g_i, 4) normalized cxcywh ground-truth boxes (training); one per
@@ -262,6 +269,13 @@ class GromaModel(GromaPreTrainedModel):
 
         See `forward` for the arguments; `padding_side` is where the expanded batch is padded ("left" for generation).
         """
+        if input_ids.ndim != 2:
+            raise ValueError(f"`input_ids` must be (batch, sequence_length), got shape {tuple(input_ids.shape)}.")
+        for name, tensor in (("attention_mask", attention_mask), ("labels", labels)):
+            if tensor is not None and tensor.shape != input_ids.shape:
+                raise ValueError(
+                    f"`{name}` must have the shape of `input_ids` {tuple(input_ids.shape)}, got {tuple(tensor.shape)}."
+                )
         batch_size = input_ids.shape[0]
         if pixel_values.shape[0] != batch_size:
             raise ValueError(
@@ -354,7 +368,7 @@ class GromaModel(GromaPreTrainedModel):
         ground_indices: list[torch.Tensor],
     ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
         """Expand every sample's real tokens (see [`expand_placeholders`]); returns unpadded ids and labels."""
-        real = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+        real = attention_mask.bool() if attention_mask is not None else input_ids != self.config.pad_token_id
         expanded = [
             expand_placeholders(
                 input_ids[i][real[i]],
@@ -426,6 +440,7 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         """The language model's dtype (the vision path may be kept in float32, see `config.keep_vision_path_fp32`)."""
         return self.model.dtype
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -500,9 +515,11 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         region_boxes: list[torch.Tensor] | None = None,
         image_sizes: torch.Tensor | None = None,
         **kwargs,
-    ):
+    ) -> torch.LongTensor | GromaGenerateOutput | GromaGenerateBeamOutput:
         """`GenerationMixin.generate` for Groma prompts (see the class docstring); other kwargs pass through."""
         if pixel_values is None:
+            if refer_boxes is not None or region_boxes is not None:
+                raise ValueError("`refer_boxes` and `region_boxes` need `pixel_values`.")
             return super().generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         if input_ids is None:
             raise ValueError("`pixel_values` need `input_ids` with the <image>/<region> placeholders.")

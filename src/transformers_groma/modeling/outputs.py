@@ -133,7 +133,7 @@ class GromaGenerateOutput(GenerateDecoderOnlyOutput):
     Args:
         region_boxes: per returned sequence, (N_i, 4) normalized cxcywh; `<rK>` in sequence i is
             `region_boxes[i][K]`.
-        region_scores: per sample, (N_i,) selection scores.
+        region_scores: per returned sequence, (N_i,) their selection scores.
     """
 
     region_boxes: list[torch.Tensor] | None = None

@@ -55,6 +55,8 @@ def proposal_sine_embedding(
 
 
 class GromaRegionProposerPreTrainedModel(PreTrainedModel):
+    """Weight initialization and loading settings of [`GromaRegionProposer`] (Deformable-DETR conventions)."""
+
     config: GromaRegionProposerConfig
     base_model_prefix = "region_proposer"
     main_input_name = "feature_map"
@@ -132,6 +134,17 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
         self.post_init()
 
     def forward(self, feature_map: torch.Tensor) -> GromaRegionProposerOutput:
+        """Propose `num_queries` boxes per image from a (B, C, h, w) DINOv2 feature map.
+
+        Returns the fused objectness `scores` (B, Q) and `pred_boxes` (B, Q, 4, normalized cxcywh) of the last
+        decoder layer, with the per-layer and two-stage outputs the detection loss needs.
+        """
+        height, width = feature_map.shape[-2:]
+        if height * width < self.config.num_queries:
+            raise ValueError(
+                f"The proposer keeps num_queries={self.config.num_queries} of its {height}x{width} = "
+                f"{height * width} feature positions; use larger images (the released model expects 448x448)."
+            )
         source = self.input_norm(self.input_proj(feature_map))  # (B, d, h, w)
         memory, spatial_shapes = self.encode(source)  # (B, h*w, d)
         enc_class, enc_box_logits, init_reference = self.select_queries(memory, spatial_shapes)
@@ -250,9 +263,10 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
             delta = bbox_head(hidden_states)
             all_boxes.append((delta + inverse_sigmoid(previous)).sigmoid())
             refined = (delta + inverse_sigmoid(sampling_reference)).sigmoid()
-            if not self.config.legacy_frozen_reference_points:
-                sampling_reference = refined.detach()
             all_hidden.append(hidden_states)
             all_references.append(refined)
-            previous = refined
+            if self.config.legacy_frozen_reference_points:
+                previous = refined  # the original lets gradients flow into the earlier layers' boxes
+            else:  # standard iterative refinement: the next layer starts from detached boxes
+                sampling_reference = previous = refined.detach()
         return all_hidden, torch.stack(all_boxes, 1), torch.stack(all_references, 1)
