@@ -246,3 +246,10 @@ def test_max_regions_applies_to_user_boxes_too(max_regions):
     user = GRID[[2, 1, 0]]
     regions, _ = select(GRID, [0.9, 0.8, 0.7, 0.6], refer=user, max_regions=max_regions)
     assert_rows(regions, user[:max_regions])
+
+
+def test_a_box_overlapping_no_region_is_reported(caplog):
+    regions = cxcywh([0.2, 0.2, 0.1, 0.1], [0.4, 0.2, 0.1, 0.1])
+    with caplog.at_level("WARNING", logger="transformers_groma.modeling.region_selection"):
+        assert match_boxes_to_regions(cxcywh([0.8, 0.8, 0.2, 0.2]), regions).tolist() == [0]
+    assert "1 box(es) overlap none of the 2 regions" in caplog.text

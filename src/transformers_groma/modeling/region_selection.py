@@ -2,6 +2,10 @@
 
 import torch
 from torchvision.ops import batched_nms, box_convert, box_iou
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
 
 
 def select_regions(
@@ -78,4 +82,10 @@ def match_boxes_to_regions(boxes: torch.Tensor, regions: torch.Tensor) -> torch.
     if len(boxes) == 0:
         return torch.zeros(0, dtype=torch.long, device=regions.device)
     ious = box_iou(box_convert(boxes.float(), "cxcywh", "xyxy"), box_convert(regions.float(), "cxcywh", "xyxy"))
-    return ious.argmax(dim=-1)
+    best_iou, best = ious.max(dim=-1)
+    if (best_iou == 0).any():  # only possible with caller-given regions: the selection keeps user boxes themselves
+        logger.warning(
+            f"{int((best_iou == 0).sum())} box(es) overlap none of the {len(regions)} regions and refer to region "
+            "0; include the boxes in `region_boxes` (as `propose_regions(pixel_values, refer_boxes)` does)."
+        )
+    return best
