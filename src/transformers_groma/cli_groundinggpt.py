@@ -11,7 +11,7 @@ import math
 from PIL import Image
 
 from .cli import batched, open_image
-from .processing.groundinggpt import draw_grounded_boxes, draw_time_spans
+from .processing.groundinggpt import SEPARATOR, draw_grounded_boxes, draw_time_spans
 
 
 # Default questions (the original demo's phrasings, spec §3.3), by the media a job has.
@@ -84,6 +84,8 @@ def predict(args: argparse.Namespace, model, processor, jobs: list[dict]) -> lis
             max_new_tokens=args.max_new_tokens,
             do_sample=False,
             pad_token_id=processor.tokenizer.pad_token_id,
+            stop_strings=SEPARATOR,  # also when `###` is split over several tokens, like the original
+            tokenizer=processor.tokenizer,
         )
         parsed = processor.post_process_grounding(
             output[:, inputs["input_ids"].shape[1] :], image_sizes=image_sizes, video_durations=durations

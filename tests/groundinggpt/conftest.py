@@ -1,11 +1,13 @@
 """Shared helpers of the GroundingGPT tests: the tiny random model and tokenizer of `transformers_groma.tiny`, the
 constants of their layout, and prompt and media builders."""
 
+import math
 import wave
 
 import numpy as np
 import pytest
 import torch
+from transformers import LogitsProcessor
 
 from transformers_groma import GroundingGPTForConditionalGeneration
 from transformers_groma.tiny import tiny_groundinggpt_config, tiny_groundinggpt_model, tiny_groundinggpt_tokenizer
@@ -92,15 +94,29 @@ def write_wav(path, samples: np.ndarray, width: int, rate: int = SR) -> None:
         handle.writeframes(raw)
 
 
-def write_video(path, num_frames: int, fps: int = 5) -> None:
+def write_video(path, num_frames: int, fps: int = 5, codec: str = "mpeg4", options: dict | None = None) -> None:
+    """Write a 32 x 32 clip whose frames brighten uniformly, by `250 // num_frames` per frame (container chosen by the
+    suffix, `options` are the muxer's)."""
     av = pytest.importorskip("av")
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
+    with av.open(str(path), "w", options=options or {}) as container:
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
         for index in range(num_frames):
-            frame = np.full((32, 32, 3), 20 * index, dtype=np.uint8)
+            frame = np.full((32, 32, 3), 250 // num_frames * index, dtype=np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
+
+
+class ForceTokens(LogitsProcessor):
+    """Makes generation write `ids`, one per step after the prompt of `prompt_length` tokens."""
+
+    def __init__(self, ids: list[int], prompt_length: int):
+        self.ids, self.prompt_length = ids, prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        forced = torch.full_like(scores, -math.inf)
+        forced[:, self.ids[input_ids.shape[1] - self.prompt_length]] = 0.0
+        return forced
 
 
 @pytest.fixture(autouse=True)

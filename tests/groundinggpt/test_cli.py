@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from transformers import LogitsProcessorList
 
 from transformers_groma import GroundingGPTForConditionalGeneration
 from transformers_groma.cli import main
@@ -17,7 +18,7 @@ from transformers_groma.cli_groundinggpt import DEFAULT_QUERIES, SOUND_LOCALIZAT
 from transformers_groma.processing import BOX_COLORS
 from transformers_groma.tiny import tiny_groundinggpt_model, tiny_groundinggpt_processor
 
-from .conftest import tone, write_video, write_wav
+from .conftest import ForceTokens, tone, write_video, write_wav
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "groundinggpt"
@@ -79,6 +80,25 @@ def test_each_modality_on_the_tiny_model(saved_model, media, tmp_path, capsys, k
 def test_without_media_the_demo_image_is_described(capsys):
     main(["predict", "--tiny-groundinggpt", *QUICK])
     assert capsys.readouterr().out.startswith(f"[image: <demo image>] {DEFAULT_QUERIES['image']}\n  -> ")
+
+
+def test_generation_stops_at_the_separator_split_over_tokens(media, capsys, monkeypatch):
+    tokenizer = tiny_groundinggpt_processor().tokenizer
+    text = "ab###cdefgh"
+    ids = tokenizer.convert_tokens_to_ids(list(text))  # `###` is three tokens of the character-level tokenizer
+    assert tokenizer.unk_token_id not in ids and not any("##" in piece for piece in tokenizer.get_vocab())
+    generate, new_tokens = GroundingGPTForConditionalGeneration.generate, []
+
+    def forcing_generate(self, input_ids, **kwargs):
+        processor = ForceTokens(ids, input_ids.shape[1])
+        output = generate(self, input_ids, logits_processor=LogitsProcessorList([processor]), **kwargs)
+        new_tokens.append(output[:, input_ids.shape[1] :])
+        return output
+
+    monkeypatch.setattr(GroundingGPTForConditionalGeneration, "generate", forcing_generate)
+    main(["predict", "--tiny-groundinggpt", *media_args(media, "image"), "--max_new_tokens", "10", "--json"])
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["text"] == "ab" and tokenizer.convert_ids_to_tokens(new_tokens[0][0]) == list("ab###")
 
 
 def test_saved_folder_gives_pixels_and_seconds(saved_model, media, tmp_path, capsys, monkeypatch):

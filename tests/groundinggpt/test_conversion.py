@@ -7,24 +7,23 @@ import shutil
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from transformers import AutoModelForImageTextToText, AutoProcessor, LogitsProcessorList
 
 from transformers_groma import GroundingGPTConfig, GroundingGPTForConditionalGeneration
 from transformers_groma.configuration_groundinggpt import GROUNDINGGPT_TOKENS
 from transformers_groma.conversion import convert_checkpoint, main
-from transformers_groma.conversion.groundinggpt import convert_config
+from transformers_groma.conversion.groundinggpt import HEAD_COUNT_CONFIGS, convert_config
 from transformers_groma.conversion.groundinggpt_key_mapping import convert_key, convert_state_dict, is_dropped_key
+from transformers_groma.processing.groundinggpt import load_original_groundinggpt_tokenizer
 
 from ..fixtures import GROUNDINGGPT_FIXTURE, requires_groundinggpt_fixture
+from .conftest import ForceTokens
 
 
 RELEASED_TOKEN_IDS = {token: 32000 + index for index, token in enumerate(GROUNDINGGPT_TOKENS)}
 CLIP_PREFIX = "model.image_encoder.vision_tower."
 # The fixture's attention head counts (not readable from the weights; see its meta.json "spec").
-TINY_OVERRIDES = {
-    name: {"num_attention_heads": 2}
-    for name in ("video_vision_config", "video_qformer_config", "video_temporal_qformer_config", "audio_config",
-                 "audio_qformer_config")
-}  # fmt: skip
+TINY_OVERRIDES = {name: {"num_attention_heads": 2} for name in HEAD_COUNT_CONFIGS}
 TINY_HEADS = [f"--override={name}={json.dumps(value)}" for name, value in TINY_OVERRIDES.items()]
 
 
@@ -149,9 +148,35 @@ def test_cli_writes_a_complete_native_folder(tmp_path):
     assert {tensor.dtype for tensor in weights.values()} == {torch.bfloat16}
     config = json.loads((output_dir / "config.json").read_text())
     assert config["model_type"] == "groundinggpt" and config["video_vision_config"]["num_attention_heads"] == 2
-    assert json.loads((output_dir / "generation_config.json").read_text())["eos_token_id"] == [2, 286]  # </s>, ###
+    eos_token_ids = json.loads((output_dir / "generation_config.json").read_text())["eos_token_id"]
+    vocab = load_original_groundinggpt_tokenizer(GROUNDINGGPT_FIXTURE).get_vocab()
+    assert eos_token_ids == [2, *sorted(token_id for piece, token_id in vocab.items() if "###" in piece)]
+    assert eos_token_ids == [2, 279, 286, 579, 580]  # </s>, `###`, `▁###`, `.###`, `?###` of the fixture tokenizer
     with pytest.raises(FileExistsError, match="exists and is not empty"):
         main([*argv, "--vision_tower", str(GROUNDINGGPT_FIXTURE / "clip"), *TINY_HEADS])
+
+
+@requires_groundinggpt_fixture
+def test_converted_model_stops_at_every_token_holding_the_separator(tmp_path):
+    convert_checkpoint(
+        GROUNDINGGPT_FIXTURE, tmp_path / "native", vision_tower=GROUNDINGGPT_FIXTURE / "clip", overrides=TINY_OVERRIDES
+    )
+    model = AutoModelForImageTextToText.from_pretrained(tmp_path / "native").eval()
+    processor = AutoProcessor.from_pretrained(tmp_path / "native")
+    tokenizer = processor.tokenizer
+    assert tokenizer.tokenize("dog.###") == ["▁dog", ".###"] and tokenizer.tokenize("dog\n###")[-1] == "###"
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}], add_generation_prompt=True, tokenize=False
+    )
+    inputs = processor(text=prompt, return_tensors="pt")
+    length = inputs["input_ids"].shape[1]
+    words = tokenizer.convert_tokens_to_ids(["▁dog", "▁cat"])
+    for piece in ("###", "▁###", ".###", "?###", "##"):
+        forced = [*words, tokenizer.convert_tokens_to_ids(piece), *words]
+        processors = LogitsProcessorList([ForceTokens(forced, length)])
+        out = model.generate(**inputs, logits_processor=processors, max_new_tokens=len(forced))
+        stops = "###" in piece
+        assert out[0, length:].tolist() == (forced[:3] if stops else forced), piece
 
 
 @pytest.mark.parametrize(("edit", "error", "message"), [
@@ -169,6 +194,14 @@ def test_bad_checkpoints_fail_loudly_and_write_nothing(fixture_copy, tmp_path, e
             fixture_copy, tmp_path / "out" / "native", vision_tower=fixture_copy / "clip", overrides=TINY_OVERRIDES
         )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@requires_groundinggpt_fixture
+def test_head_counts_the_weights_do_not_give_point_to_override(tmp_path):
+    argv = ["--input_dir", str(GROUNDINGGPT_FIXTURE), "--output_dir", str(tmp_path / "native")]
+    with pytest.raises(ValueError, match=r"(?s)must be divisible by num_attention_heads.*pass them with --override"):
+        main([*argv, "--vision_tower", str(GROUNDINGGPT_FIXTURE / "clip")])
+    assert list(tmp_path.iterdir()) == []
 
 
 @requires_groundinggpt_fixture

@@ -128,6 +128,18 @@ def test_wrong_tensor_layouts_raise_naming_the_argument(model, kind, bad, messag
         run(model, prompt(kind), **{MEDIA_ARGUMENT[kind]: bad})
 
 
+def test_placeholders_after_a_cached_prefix_are_checked_but_decoding_steps_are_text(model):
+    first = run(model, prompt(), use_cache=True)
+    cache_length = first.past_key_values.get_seq_length()
+    with pytest.raises(ValueError, match="no `pixel_values` given but `input_ids` has 1 image placeholder block"):
+        run(model, prompt("image")[1:], past_key_values=first.past_key_values, use_cache=True)
+    assert first.past_key_values.get_seq_length() == cache_length  # rejected before the LLM ran
+    # a continuation chunk of plain text, and a one-token decoding step, run on the cache
+    text = run(model, prompt(seed=1)[1:], past_key_values=first.past_key_values, use_cache=True)
+    step = run(model, torch.tensor([[IMAGE]]), past_key_values=text.past_key_values, use_cache=True)
+    assert step.logits.shape == (1, 1, model.config.text_config.vocab_size)
+
+
 def test_invalid_video_num_frames_raise(model):
     with pytest.raises(ValueError, match="`video_num_frames` must hold one count"):
         run(model, prompt("video"), pixel_values_videos=media("video"), video_num_frames=torch.tensor([0]))

@@ -129,6 +129,12 @@ def test_short_audio_raises_unless_allowed():
     assert np.allclose(features[0, 0, 0, :, 100:], 4.268 / 9.138)  # zero-padded frames, normalised
 
 
+@pytest.mark.parametrize("waveform", [(tone(3.0) * 2**15).astype(np.int16), torch.zeros(3 * SR, dtype=torch.int32)])
+def test_integer_waveforms_are_rejected(waveform):
+    with pytest.raises(TypeError, match=r"`audio\[0\]` has int\d+ samples: pass a floating-point waveform"):
+        GroundingGPTFeatureExtractor()(waveform, sampling_rate=SR)
+
+
 @pytest.mark.parametrize(
     ("audio", "kwargs", "message"),
     [
@@ -180,6 +186,39 @@ def test_video_files_are_decoded_with_pyav(tmp_path, processor):
     torch.testing.assert_close(out["video_durations"], torch.tensor([2.0], dtype=torch.float64))
     means = out["pixel_values_videos"][0, 0].mean(dim=(1, 2))
     assert (means[1:] > means[:-1]).all()  # frames 0, 2, 5, 7 of a brightening clip, in order
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [("mkv", "mpeg4"), ("webm", "libvpx")])
+def test_videos_without_a_frame_count_in_their_header_are_sampled_like_mp4(tmp_path, processor, suffix, codec):
+    av = pytest.importorskip("av")
+    write_video(tmp_path / "clip.mp4", num_frames=10)
+    write_video(tmp_path / f"clip.{suffix}", num_frames=10, codec=codec)
+    with av.open(str(tmp_path / f"clip.{suffix}")) as container:
+        assert container.streams.video[0].frames == 0  # what made `sample_frame_indices` fail before
+    reference = processor(text="<video>\nWhen?", videos=str(tmp_path / "clip.mp4"), return_tensors="pt")
+    out = processor(text="<video>\nWhen?", videos=str(tmp_path / f"clip.{suffix}"), return_tensors="pt")
+    torch.testing.assert_close(out["video_durations"], torch.tensor([2.0], dtype=torch.float64))
+    assert out["video_num_frames"].tolist() == [MAX_FRAMES]
+    # the same frames (0, 2, 5, 7): identical with the same codec, within VP8's error for the flat frames of WebM
+    tolerance = 0 if codec == "mpeg4" else 0.05
+    torch.testing.assert_close(out["pixel_values_videos"], reference["pixel_values_videos"], atol=tolerance, rtol=0)
+
+
+def test_frames_a_truncated_video_announces_but_lacks_are_not_sampled(tmp_path, processor):
+    av = pytest.importorskip("av")
+    write_video(tmp_path / "full.mp4", num_frames=40, options={"movflags": "faststart"})  # frame count up front
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 6 // 10])
+    with av.open(str(tmp_path / "cut.mp4")) as container:
+        announced = container.streams.video[0].frames
+        decodable = sum(1 for _ in container.decode(video=0))
+    assert announced == 40 and 0 < decodable < 30  # frames 10, 20, 30 of the announced 40 would be missing
+    videos = processor.video_processor(str(tmp_path / "cut.mp4"), return_metadata=True, return_tensors="pt")
+    (metadata,) = videos["video_metadata"]
+    assert metadata.total_num_frames == decodable and metadata.duration == pytest.approx(decodable / 5)
+    assert metadata.frames_indices.tolist() == sample_frame_indices(decodable, MAX_FRAMES).tolist()
+    means = videos["pixel_values_videos"][0, 0].mean(dim=(1, 2))
+    assert videos["video_num_frames"].tolist() == [MAX_FRAMES] and (means[1:] > means[:-1]).all()
 
 
 def test_undecodable_video_raises_naming_the_argument(tmp_path, processor):
@@ -273,6 +312,9 @@ def test_placeholders_expand_into_blocks_and_batches_pad_left(processor):
     assert out["input_features"].shape == (1, 3, 1, MEL_BINS, MEL_FRAMES)
 
 
+SMALL_IMAGE = Image.new("RGB", (9, 9))
+
+
 @pytest.mark.parametrize(
     ("text", "kwargs", "error", "message"),
     [
@@ -280,12 +322,38 @@ def test_placeholders_expand_into_blocks_and_batches_pad_left(processor):
         ("What?", {"audio": [tone(3.0)]}, ValueError, r"0 <sound> placeholder\(s\) but 1 item"),
         ("<im_start><im_patch><im_end>\nHi", {}, ValueError, r"`text\[0\]` contains <im_patch>"),
         (None, {}, ValueError, "`text` is required"),
+        ([], {}, ValueError, "`text` is empty"),
         (3, {}, TypeError, "`text` must be a string"),
+        (["<image>\n<image>\na", "<image>\nb"], {"images": [[SMALL_IMAGE], [SMALL_IMAGE, SMALL_IMAGE]]},
+         ValueError, r"`text\[0\]` has 2 <image> placeholder\(s\) but 1 item\(s\) were given in `images\[0\]`"),
+        (["<image>\na", "<image>\nb"], {"images": [[SMALL_IMAGE, SMALL_IMAGE]]},
+         ValueError, r"`images` is nested per prompt but holds 1 list\(s\) for 2 prompt\(s\)"),
+        (["<sound>\na", "b"], {"audio": [[], [tone(3.0)]]},
+         ValueError, r"`text\[0\]` has 1 <sound> placeholder\(s\) but 0 item\(s\) were given in `audio\[0\]`"),
+        ("<sound>\na", {"audio": [(tone(3.0) * 2**15).astype(np.int16)]}, TypeError, "has int16 samples"),
     ],
-)
+)  # fmt: skip
 def test_processor_rejects_inconsistent_inputs(processor, text, kwargs, error, message):
     with pytest.raises(error, match=message):
         processor(text=text, sampling_rate=SR, **kwargs)
+
+
+def test_media_nested_per_prompt_and_empty_media_lists(processor):
+    images = [Image.new("RGB", (10 * k, 20)) for k in (1, 2, 3)]
+    text = ["<image>\n<image>\na", "<image>\nb", "c"]
+    nested = processor(text=text, images=[images[:2], images[2:], []], return_tensors="pt")
+    flat = processor(text=text, images=images, return_tensors="pt")
+    assert nested["image_sizes"].tolist() == [[20, 10], [20, 20], [20, 30]]
+    torch.testing.assert_close(nested["pixel_values"], flat["pixel_values"])
+    video = np.zeros((3, 28, 28, 3), dtype=np.uint8)
+    videos = processor(text=["<video>\na", "b"], videos=[[video], []], return_tensors="pt")
+    assert videos["video_num_frames"].tolist() == [3]
+    frames = processor(text="<video>\na", videos=[[Image.new("RGB", (28, 28))] * 2], return_tensors="pt")
+    assert frames["video_num_frames"].tolist() == [2]  # a list of frames is one video, not a list per prompt
+    plain = processor(text="hi", return_tensors="pt")
+    for empty in ({"images": []}, {"videos": []}, {"audio": []}):
+        out = processor(text="hi", return_tensors="pt", **empty)
+        assert out.keys() == plain.keys() and torch.equal(out["input_ids"], plain["input_ids"])
 
 
 def test_truncated_blocks_are_detected(processor):
@@ -302,6 +370,35 @@ def test_post_process_grounding_gives_pixels_and_seconds(processor):
     assert result["time_spans"][0]["seconds"] == pytest.approx((1.6, 3.6))
     with pytest.raises(ValueError, match="one entry per sample"):
         processor.post_process_grounding(ids, image_sizes=[(1, 1), (2, 2)])
+
+
+def test_post_process_grounding_takes_the_per_item_outputs_of_a_mixed_batch(processor):
+    video = np.zeros((10, 28, 28, 3), dtype=np.uint8)
+    inputs = processor(
+        text=["<image>\nWhere?", "<video>\nWhen?", "Hi", "<video>\n<image>\nBoth?"],
+        images=[Image.new("RGB", (640, 480)), Image.new("RGB", (480, 640))],
+        videos=[video, video],
+        video_metadata=[{"fps": 5.0, "total_num_frames": 10}, {"fps": 1.0, "total_num_frames": 10}],
+        return_tensors="pt",
+    )
+    assert inputs["image_sizes"].shape == (2, 2) and inputs["video_durations"].tolist() == [2.0, 10.0]
+    answer = "it[0.100, 0.200, 0.500, 0.600] at {0.20, 0.50}."
+    ids = processor.tokenizer([answer] * 4, add_special_tokens=False)["input_ids"]
+    results = processor.post_process_grounding(
+        ids,
+        image_sizes=inputs["image_sizes"],
+        video_durations=inputs["video_durations"],
+        input_ids=inputs["input_ids"],
+    )
+    assert [[box["box"] for box in result["boxes"]] for result in results] == [
+        [[64.0, 48.0, 320.0, 304.0]], [None], [None], [[0.0, 128.0, 240.0, 384.0]]
+    ]  # fmt: skip
+    assert [result["time_spans"][0]["seconds"] for result in results] == [None, (0.4, 1.0), None, (2.0, 5.0)]
+    with pytest.raises(ValueError, match=r"`image_sizes` has 2 entries but `input_ids` has 1 <image> block"):
+        processor.post_process_grounding(ids[:1], image_sizes=inputs["image_sizes"], input_ids=inputs["input_ids"][:1])
+    two = processor(text="<image>\n<image>\nWhich?", images=[Image.new("RGB", (9, 9)), Image.new("RGB", (8, 9))])
+    with pytest.raises(ValueError, match=r"Sample 0 has 2 `images` with different `image_sizes`"):
+        processor.post_process_grounding(ids[:1], image_sizes=two["image_sizes"], input_ids=two["input_ids"])
 
 
 def test_save_load_round_trip(tmp_path, processor):
@@ -330,6 +427,9 @@ def test_processor_outputs_drive_the_model(processor):
     )
     out = model.generate(**inputs, do_sample=False, max_new_tokens=3, pad_token_id=0)
     results = processor.post_process_grounding(
-        out[:, inputs["input_ids"].shape[1] :], image_sizes=inputs["image_sizes"].tolist(), video_durations=[None] * 2
+        out[:, inputs["input_ids"].shape[1] :],
+        image_sizes=inputs["image_sizes"],
+        video_durations=inputs["video_durations"],
+        input_ids=inputs["input_ids"],
     )
     assert out.shape == (2, inputs["input_ids"].shape[1] + 3) and len(results) == 2

@@ -2,6 +2,7 @@
 token, truncation, batching, frozen encoders, malformed records and the example configuration."""
 
 import json
+import logging
 import runpy
 import sys
 from pathlib import Path
@@ -158,12 +159,18 @@ def test_labels_supervise_exactly_the_answers_token_by_token(toy, kinds):
     assert set(item) == {"input_ids", "labels"}.union(*(media_keys[kind] for kind in kinds))
 
 
-def test_long_conversations_lose_whole_trailing_exchanges(toy):
+def test_long_conversations_lose_whole_trailing_exchanges(toy, caplog):
     processor = tiny_groundinggpt_processor()
     sample = record(toy, "image")
-    full = encode_conversation(processor, sample, 2048)
+    with caplog.at_level(logging.WARNING):
+        full = encode_conversation(processor, sample, 2048)
+    assert not caplog.records
     first_answer_end = int((full["labels"] != IGNORE_INDEX).nonzero()[0]) + len(ANSWERS[0]) + 4  # "▁" + "###"
-    truncated = encode_conversation(processor, sample, len(full["input_ids"]) - 1)
+    with caplog.at_level(logging.WARNING):
+        truncated = encode_conversation(processor, sample, len(full["input_ids"]) - 1)
+    (warning,) = caplog.records
+    assert f"Record #0: {len(full['input_ids'])} tokens" in warning.message
+    assert "training on its first 1 of 2 exchanges" in warning.message
     assert len(truncated["input_ids"]) == first_answer_end
     assert torch.equal(truncated["input_ids"], full["input_ids"][:first_answer_end])
     assert processor.tokenizer.decode(truncated["input_ids"][-3:]) == "###"

@@ -46,6 +46,13 @@ def test_the_label_tab_sits_above_the_box():
     assert BOX_COLORS[0] in above  # the "[0]" tab, filled with the group colour
 
 
+def test_reversed_boxes_are_parsed_with_ordered_corners_and_drawn():
+    (box,) = parse_boxes("a dog[0.500, 0.600, 0.100, 0.200].", (480, 640))
+    assert box["normalized_box"] == [0.1, 0.2, 0.5, 0.6] and box["box"] == [64.0, 48.0, 320.0, 304.0]
+    picture = draw_grounded_boxes(Image.new("RGB", (640, 480), GREY), [box])
+    assert pixel(picture, 64, 150) == BOX_COLORS[0] and pixel(picture, 319, 150) == BOX_COLORS[0]
+
+
 def test_arrays_are_drawn_on_a_copy_and_boxes_need_pixels():
     array = np.full((480, 640, 3), 128, dtype=np.uint8)
     picture = draw_grounded_boxes(array, parse_boxes(ANSWER, (480, 640)))

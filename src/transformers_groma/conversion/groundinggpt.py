@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from transformers import CLIPVisionModel, GenerationConfig
 
 from ..configuration_groundinggpt import GROUNDINGGPT_TOKENS, TOKEN_ID_FIELDS, GroundingGPTConfig
@@ -72,6 +73,14 @@ ORIGINAL_TOKEN_FIELDS = (
     "sound_patch_token",
     "sound_start_token",
     "sound_end_token",
+)
+# Sub-configs whose attention head counts the weights do not give (they default to the released model's).
+HEAD_COUNT_CONFIGS = (
+    "video_vision_config",
+    "video_qformer_config",
+    "video_temporal_qformer_config",
+    "audio_config",
+    "audio_qformer_config",
 )
 # Config fields of the original for which the released code has a single working value.
 REQUIRED_ORIGINAL_SETTINGS = {"mm_use_im_start_end": True, "mm_vision_select_feature": "patch"}
@@ -208,7 +217,15 @@ def convert_config(
         **{field: token_ids[token] for field, token in zip(TOKEN_ID_FIELDS, GROUNDINGGPT_TOKENS)},
         "tie_word_embeddings": original_config.get("tie_word_embeddings", False),
     }
-    config = GroundingGPTConfig(**_merge(settings, overrides or {}))
+    try:
+        config = GroundingGPTConfig(**_merge(settings, overrides or {}))
+    except StrictDataclassError as error:
+        raise ValueError(
+            f"The config inferred from the checkpoint is invalid: {error}\nAttention head counts cannot be read off "
+            "the weights and default to the released model's; for other sizes pass them with --override (`overrides`"
+            f"), e.g. --override 'video_vision_config={{\"num_attention_heads\": 2}}' (sub-configs with heads: "
+            f"{', '.join(HEAD_COUNT_CONFIGS)})."
+        ) from error
     for field, native in (
         ("image_token_len", config.num_image_tokens),
         ("video_token_len", config.num_video_tokens),
@@ -264,16 +281,22 @@ def build_processor(vision_tower: Path, config: GroundingGPTConfig, tokenizer) -
     )
 
 
+def separator_token_ids(tokenizer) -> list[int]:
+    """Ids of every vocabulary piece containing the `###` separator: the model writes it as `###` after a newline, as
+    `.###` after a full stop, `▁###` after a space, ... (spec §3.1: the original stops once `###` appears)."""
+    return sorted(token_id for piece, token_id in tokenizer.get_vocab().items() if SEPARATOR in piece)
+
+
 def build_generation_config(input_dir: Path, config: GroundingGPTConfig, tokenizer) -> GenerationConfig:
-    """Greedy decoding that also stops at the `###` turn separator when it is a single token (as in Vicuna)."""
+    """Greedy decoding that stops at `</s>` and at every token holding the `###` turn separator."""
     original = {}
     if (input_dir / "generation_config.json").is_file():
         original = json.loads((input_dir / "generation_config.json").read_text())
     eos_token_id = original.get("eos_token_id", config.text_config.eos_token_id)
-    separator = tokenizer(SEPARATOR, add_special_tokens=False)["input_ids"]
+    eos_token_ids = eos_token_id if isinstance(eos_token_id, list) else [eos_token_id]
     return GenerationConfig(
         bos_token_id=original.get("bos_token_id", config.text_config.bos_token_id),
-        eos_token_id=[eos_token_id, *separator] if len(separator) == 1 else eos_token_id,
+        eos_token_id=[*eos_token_ids, *separator_token_ids(tokenizer)],
         pad_token_id=original.get("pad_token_id", config.text_config.pad_token_id),
         do_sample=False,
         max_new_tokens=512,

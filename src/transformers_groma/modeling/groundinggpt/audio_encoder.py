@@ -12,6 +12,8 @@ from .outputs import GroundingGPTAudioFeaturesOutput, GroundingGPTImageBindAudio
 
 
 class GroundingGPTImageBindMlp(nn.Module):
+    """The feed-forward part of an ImageBind block: Linear to `intermediate_size`, GELU, Linear back."""
+
     def __init__(self, config: GroundingGPTImageBindAudioConfig):
         super().__init__()
         self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
@@ -19,6 +21,7 @@ class GroundingGPTImageBindMlp(nn.Module):
         self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Apply the MLP to (..., hidden_size) states."""
         return self.fc2(self.act(self.fc1(hidden_states)))
 
 
@@ -40,6 +43,7 @@ class GroundingGPTImageBindBlock(nn.Module):
         self.mlp = GroundingGPTImageBindMlp(config)
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Run the block on (N, sequence, hidden_size) states (no mask: every clip has the same length)."""
         normed = self.norm_1(hidden_states)
         hidden_states = hidden_states + self.attn(normed, normed, normed, need_weights=False)[0]
         return hidden_states + self.mlp(self.norm_2(hidden_states))

@@ -19,6 +19,7 @@ class GroundingGPTMultiModalProjector(nn.Module):
         self.linear_2 = nn.Linear(config.text_config.hidden_size, config.text_config.hidden_size)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Project (..., CLIP width) patch features to (..., LLM width) tokens."""
         return self.linear_2(self.act(self.linear_1(features)))
 
 

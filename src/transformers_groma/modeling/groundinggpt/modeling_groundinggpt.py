@@ -32,6 +32,9 @@ from .video_encoder import GroundingGPTVideoEncoder
 
 
 class GroundingGPTPreTrainedModel(PreTrainedModel):
+    """Base class of the GroundingGPT models: config class, weight initialisation (the learned query tokens and the
+    ImageBind CLS / position embeddings included) and the attention backends they support."""
+
     config: GroundingGPTConfig
     base_model_prefix = "model"
     input_modalities = ("image", "video", "audio", "text")
@@ -155,11 +158,12 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         if input_ids is not None:
             is_prefill = past_key_values is None or past_key_values.get_seq_length() == 0
             has_media = any(x is not None for x in (pixel_values, pixel_values_videos, input_features))
-            if has_media or is_prefill:
+            # Any chunk of several tokens may hold placeholder blocks, which must not pass as plain text.
+            if has_media or is_prefill or input_ids.shape[1] > 1:
                 inputs_embeds, media_embeds = self.get_multimodal_embeddings(
                     input_ids, pixel_values, pixel_values_videos, video_num_frames, input_features
                 )
-            else:  # decoding: new tokens are plain text
+            else:  # one-token decoding step: plain text
                 inputs_embeds = self.get_input_embeddings()(input_ids)
         elif any(x is not None for x in (pixel_values, pixel_values_videos, input_features)):
             raise ValueError("Media inputs need `input_ids` with placeholder blocks, not `inputs_embeds`.")

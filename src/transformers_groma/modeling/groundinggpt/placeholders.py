@@ -23,6 +23,7 @@ class PlaceholderSpec(NamedTuple):
 
     @property
     def block(self) -> str:
+        """The block as text for error messages, e.g. `<im_start> + 576 x <im_patch> + <im_end>`."""
         return f"{self.start_token} + {self.num_tokens} x {self.patch_token} + {self.end_token}"
 
 

@@ -13,6 +13,7 @@ class GroundingGPTFloat32LayerNorm(nn.LayerNorm):
     """LayerNorm computed in float32 and returned in the input dtype (the original `ln_vision`)."""
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Normalise `hidden_states` over the last dimension in float32; the result has the input dtype."""
         normed = nn.functional.layer_norm(
             hidden_states.float(), self.normalized_shape, self.weight.float(), self.bias.float(), self.eps
         )

@@ -125,9 +125,9 @@ class GroundingGPTFeatureExtractor(SequenceFeatureExtractor):
 
         Args:
             audio (`str`, `os.PathLike`, `np.ndarray` or a list of them):
-                Audio files (WAV read with the standard library, other formats with `soundfile`) or waveforms, mono
-                `(samples,)` or `(channels, samples)` with values in [-1, 1]; only channel 0 is used, as in the
-                original.
+                Audio files (WAV read with the standard library, other formats with `soundfile`) or floating-point
+                waveforms, mono `(samples,)` or `(channels, samples)` with values in [-1, 1]; only channel 0 is
+                used, as in the original.
             sampling_rate (`int`, *optional*):
                 Rate of the waveforms given as arrays (required for them; files carry their own).
             allow_short_audio (`bool`, *optional*):
@@ -144,6 +144,7 @@ class GroundingGPTFeatureExtractor(SequenceFeatureExtractor):
         Raises:
             ValueError: naming `audio` and the item for unreadable files, wrong shapes, a missing `sampling_rate` or
                 audio shorter than one clip.
+            TypeError: naming the item for a waveform that is not floating point (e.g. int16 PCM samples).
         """
         items = audio if isinstance(audio, (list, tuple)) else [audio]
         if not items:
@@ -165,7 +166,13 @@ class GroundingGPTFeatureExtractor(SequenceFeatureExtractor):
         else:
             if sampling_rate is None:
                 raise ValueError(f"`audio[{index}]` is a waveform: pass its `sampling_rate`.")
-            waveform, rate = np.asarray(item, dtype=np.float32), sampling_rate
+            waveform, rate = np.asarray(item), sampling_rate
+            if not np.issubdtype(waveform.dtype, np.floating):
+                raise TypeError(
+                    f"`audio[{index}]` has {waveform.dtype} samples: pass a floating-point waveform in [-1, 1] (e.g. "
+                    "int16 PCM divided by 32768)."
+                )
+            waveform = waveform.astype(np.float32)
             waveform = waveform[None] if waveform.ndim == 1 else waveform
             if waveform.ndim != 2:
                 raise ValueError(

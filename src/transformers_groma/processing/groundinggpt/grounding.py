@@ -17,8 +17,9 @@ class GroundedBox(TypedDict):
 
     `span` is its `(start, end)` character range in the text; `group` numbers runs of boxes written back to back
     (`[..][..]`, one phrase with several boxes, one colour in the original demo); `normalized_box` is the box as
-    written (padded-square coordinates); `box` is `[x1, y1, x2, y2]` in pixels of the original, unpadded image
-    (`None` when the image size is unknown).
+    written (padded-square coordinates) with its corners ordered (`x1 <= x2`, `y1 <= y2`: a box written
+    `[0.5, 0.5, 0.2, 0.2]` gives `[0.2, 0.2, 0.5, 0.5]`); `box` is the same `[x1, y1, x2, y2]` in pixels of the
+    original, unpadded image (`None` when the image size is unknown).
     """
 
     span: tuple[int, int]
@@ -70,14 +71,15 @@ def format_box(box: Sequence[float]) -> str:
 
 
 def parse_boxes(text: str, image_size: Sequence[int] | None = None) -> list[GroundedBox]:
-    """Every `[x1, y1, x2, y2]` in `text` (spaces around the numbers are optional), with pixel boxes when the
-    original `(height, width)` is given."""
+    """Every `[x1, y1, x2, y2]` in `text` (spaces around the numbers are optional), corners ordered so that
+    `x1 <= x2` and `y1 <= y2`, with pixel boxes when the original `(height, width)` is given."""
     boxes: list[GroundedBox] = []
     group, previous_end = -1, None
     for match in BOX_PATTERN.finditer(text):
         group += match.start() != previous_end
         previous_end = match.end()
-        normalized = [float(value) for value in match.groups()]
+        x1, y1, x2, y2 = (float(value) for value in match.groups())
+        normalized = [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
         boxes.append(
             {
                 "span": match.span(),

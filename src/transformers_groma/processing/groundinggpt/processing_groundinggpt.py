@@ -6,13 +6,14 @@ import os
 from collections.abc import Sequence
 from typing import TypedDict
 
+import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_utils import ImageInput, make_flat_list_of_images
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
-from transformers.video_utils import VideoInput, make_batched_videos
+from transformers.video_utils import VideoInput, is_valid_video, make_batched_videos
 
 from ...configuration_groundinggpt import GROUNDINGGPT_TOKENS
 from .feature_extraction_groundinggpt import AudioInput, GroundingGPTAudioKwargs, GroundingGPTFeatureExtractor
@@ -23,6 +24,9 @@ from .video_processing_groundinggpt import GroundingGPTVideoProcessor, Grounding
 
 
 class GroundingGPTProcessorKwargs(ProcessingKwargs, total=False):
+    """Call arguments of [`GroundingGPTProcessor`], routed to the tokenizer and the media processors (the video and
+    audio ones take GroundingGPT's extra arguments, e.g. `random_crop` and `allow_short_audio`)."""
+
     videos_kwargs: GroundingGPTVideosKwargs
     audio_kwargs: GroundingGPTAudioKwargs
 
@@ -50,7 +54,9 @@ class GroundingGPTProcessor(ProcessorMixin):
     Prompts mark where each media item goes with `<image>`, `<video>` or `<sound>` (the chat template writes them:
     sound, video, image, then the text of the user turn, like the original demo). Each placeholder is expanded into
     its `<xx_start>` + N x `<xx_patch>` + `<xx_end>` block, and the media of each kind are returned stacked in the
-    order their placeholders appear (prompt by prompt), which is the order the model fills the blocks in.
+    order their placeholders appear (prompt by prompt), which is the order the model fills the blocks in. Per-item
+    outputs (`image_sizes`, `video_durations`) go back to their samples with `post_process_grounding(...,
+    input_ids=...)`.
 
     Args:
         image_processor ([`GroundingGPTImageProcessor`], *optional*): Pads to a square and preprocesses images.
@@ -122,13 +128,18 @@ class GroundingGPTProcessor(ProcessorMixin):
 
         Args:
             images (`ImageInput`, *optional*):
-                One image per `<image>` placeholder, in order (PIL, numpy or torch; nested lists are flattened).
+                One image per `<image>` placeholder, in order (PIL, numpy or torch).
             text (`str` or `list[str]`):
                 The prompts, e.g. rendered with `apply_chat_template`.
             videos (`VideoInput`, *optional*):
                 One video per `<video>` placeholder, in order: file paths (decoded with PyAV) or decoded frames.
             audio (`str`, `np.ndarray` or a list of them, *optional*):
-                One audio per `<sound>` placeholder, in order: file paths or waveforms (then pass `sampling_rate`).
+                One audio per `<sound>` placeholder, in order: file paths or float waveforms in [-1, 1] (then pass
+                `sampling_rate`).
+
+            Each of `images`, `videos` and `audio` is either flat (the items of the whole batch, in placeholder
+            order) or nested per prompt (one list per prompt, e.g. `images=[[a], [b, c]]`), and then every prompt
+            must have as many placeholders as its list has items. An empty list is the same as `None`.
             **kwargs:
                 Passed to the tokenizer and the media processors (`return_tensors`, `padding`, `sampling_rate`,
                 `random_crop`, `allow_short_audio`, ...). Prompts are padded on the left unless `padding_side` is
@@ -140,20 +151,16 @@ class GroundingGPTProcessor(ProcessorMixin):
             `video_num_frames` + `video_durations` (seconds, NaN when unknown), `input_features`.
 
         Raises:
-            ValueError: when the placeholders and the media do not correspond, or a medium cannot be read.
+            ValueError: when `text` is empty, the placeholders and the media do not correspond (per prompt for
+                nested media), or a medium cannot be read.
+            TypeError: for a `text` that is not a string or a list of strings, or an integer audio waveform.
         """
         texts = self._validate_text(text)
         media = {"images": images, "videos": videos, "audio": audio}
         output_kwargs = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
         data = {}
         for placeholder, argument, *_ in _MODALITIES:
-            items = self._flatten(argument, media[argument])
-            expected = sum(sample.count(placeholder) for sample in texts)
-            if len(items) != expected:
-                raise ValueError(
-                    f"`text` has {expected} {placeholder} placeholder(s) but {len(items)} item(s) were given in "
-                    f"`{argument}`: pass one per placeholder, in order."
-                )
+            items = self._media_items(placeholder, argument, media[argument], texts)
             if items:
                 data.update(self._encode_media(argument, items, output_kwargs))
 
@@ -179,6 +186,8 @@ class GroundingGPTProcessor(ProcessorMixin):
             raise ValueError("`text` is required: the prompts, with a placeholder for each media item.")
         if not isinstance(texts, (list, tuple)) or not all(isinstance(sample, str) for sample in texts):
             raise TypeError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
+        if not texts:
+            raise ValueError("`text` is empty: pass at least one prompt.")
         for index, sample in enumerate(texts):
             for token in GROUNDINGGPT_TOKENS:
                 if token in sample:
@@ -189,8 +198,42 @@ class GroundingGPTProcessor(ProcessorMixin):
         return list(texts)
 
     @staticmethod
+    def _is_nested_per_prompt(argument: str, value) -> bool:
+        """Whether `value` is a list of lists of items (for videos: not a list of videos given as lists of frames)."""
+        if not isinstance(value, (list, tuple)) or not value:
+            return False
+        groups = all(isinstance(group, (list, tuple)) for group in value)
+        return groups and not (argument == "videos" and any(is_valid_video(group) for group in value))
+
+    def _media_items(self, placeholder: str, argument: str, value, texts: list[str]) -> list:
+        """The items of one modality as a flat list in placeholder order, checked against the placeholders: of the
+        whole batch for flat media, prompt by prompt for media nested per prompt."""
+        if self._is_nested_per_prompt(argument, value):
+            if len(value) != len(texts):
+                raise ValueError(
+                    f"`{argument}` is nested per prompt but holds {len(value)} list(s) for {len(texts)} prompt(s): "
+                    "pass one list per prompt (empty for a prompt without it), or a flat list."
+                )
+            groups = [self._flatten(argument, group) for group in value]
+            checks = [
+                (f"`text[{index}]`", f"`{argument}[{index}]`", sample.count(placeholder), len(group))
+                for index, (sample, group) in enumerate(zip(texts, groups))
+            ]
+            items = [item for group in groups for item in group]
+        else:
+            items = self._flatten(argument, value)
+            checks = [("`text`", f"`{argument}`", sum(sample.count(placeholder) for sample in texts), len(items))]
+        for text_name, media_name, expected, given in checks:
+            if expected != given:
+                raise ValueError(
+                    f"{text_name} has {expected} {placeholder} placeholder(s) but {given} item(s) were given in "
+                    f"{media_name}: pass one per placeholder, in order."
+                )
+        return items
+
+    @staticmethod
     def _flatten(argument: str, value) -> list:
-        if value is None:
+        if value is None or (isinstance(value, (list, tuple)) and not value):
             return []
         if argument == "images":
             return make_flat_list_of_images(value)
@@ -234,33 +277,39 @@ class GroundingGPTProcessor(ProcessorMixin):
     def post_process_grounding(
         self,
         generated_ids: torch.Tensor | Sequence[Sequence[int]],
-        image_sizes: Sequence[Sequence[int] | None] | None = None,
-        video_durations: Sequence[float | None] | None = None,
+        image_sizes: torch.Tensor | Sequence[Sequence[int] | None] | None = None,
+        video_durations: torch.Tensor | Sequence[float | None] | None = None,
+        input_ids: torch.Tensor | Sequence[Sequence[int]] | None = None,
     ) -> list[GroundingGPTGeneration]:
         """Decodes answers and extracts their boxes (in original-image pixels) and time spans (in seconds).
 
         Args:
             generated_ids (`torch.Tensor` of shape `(batch_size, num_new_tokens)` or a list of id lists):
                 The new tokens only (the prompt cut off).
-            image_sizes (`list`, *optional*):
-                Per sample, the `(height, width)` of the image its boxes refer to (e.g. the processor's
-                `image_sizes`), or `None`.
-            video_durations (`list[float]`, *optional*):
-                Per sample, the duration in seconds of the video its time spans refer to (e.g. the processor's
-                `video_durations`), or `None`.
+            image_sizes (`torch.Tensor` or `list`, *optional*):
+                The `(height, width)` of the images the boxes refer to: per sample (`None` for a sample without
+                one), or, with `input_ids`, per image as the processor returns them.
+            video_durations (`torch.Tensor` or `list[float]`, *optional*):
+                The durations in seconds of the videos the time spans refer to (`None` or NaN when unknown): per
+                sample, or, with `input_ids`, per video as the processor returns them.
+            input_ids (`torch.Tensor` or a list of id lists, *optional*):
+                The processor's `input_ids` of the prompts. When given, `image_sizes` and `video_durations` are the
+                processor's per-item outputs (as they are, e.g. for a batch mixing image and video samples) and go
+                to the samples whose placeholder blocks hold the items.
 
         Returns:
             `list[GroundingGPTGeneration]`: per sample `{"text", "boxes", "time_spans"}`; see [`parse_boxes`] and
             [`parse_time_spans`].
+
+        Raises:
+            ValueError: when the sizes or durations do not give one value per sample, e.g. a sample with two images
+                of different sizes (its boxes could refer to either).
         """
         texts = self.post_process_image_text_to_text(generated_ids)
-        image_sizes = [None] * len(texts) if image_sizes is None else list(image_sizes)
-        video_durations = [None] * len(texts) if video_durations is None else list(video_durations)
-        if not len(texts) == len(image_sizes) == len(video_durations):
-            raise ValueError(
-                f"`generated_ids`, `image_sizes` and `video_durations` need one entry per sample, got {len(texts)}, "
-                f"{len(image_sizes)} and {len(video_durations)}."
-            )
+        image_sizes = self._values_per_sample("image_sizes", image_sizes, _MODALITIES[0], input_ids, len(texts))
+        video_durations = self._values_per_sample(
+            "video_durations", video_durations, _MODALITIES[1], input_ids, len(texts)
+        )
         return [
             {
                 "text": text,
@@ -269,6 +318,42 @@ class GroundingGPTProcessor(ProcessorMixin):
             }
             for text, size, duration in zip(texts, image_sizes, video_durations)
         ]
+
+    def _values_per_sample(
+        self, name: str, values, modality: tuple, input_ids: Sequence[Sequence[int]] | None, num_samples: int
+    ) -> list:
+        """One entry of `values` (or `None`) per sample; `values` are per item when `input_ids` is given."""
+        if values is None:
+            return [None] * num_samples
+        values = values.tolist() if isinstance(values, (torch.Tensor, np.ndarray)) else list(values)
+        if input_ids is None:
+            if len(values) != num_samples:
+                raise ValueError(
+                    f"`{name}` needs one entry per sample, got {len(values)} for {num_samples} sample(s); to pass "
+                    f"the processor's per-item `{name}` as they are, also pass its `input_ids`."
+                )
+            return values
+        placeholder, argument, start_token, *_ = modality
+        start_id = self.tokenizer.convert_tokens_to_ids(start_token)
+        counts = [sum(int(token) == start_id for token in ids) for ids in input_ids]
+        if len(counts) != num_samples:
+            raise ValueError(f"`input_ids` holds {len(counts)} prompt(s) but `generated_ids` {num_samples} answer(s).")
+        if sum(counts) != len(values):
+            raise ValueError(
+                f"`{name}` has {len(values)} entries but `input_ids` has {sum(counts)} {placeholder} block(s): pass "
+                f"the `input_ids` and `{name}` of the same processor call."
+            )
+        values = [None if isinstance(value, float) and math.isnan(value) else value for value in values]
+        per_sample, offset = [], 0
+        for index, count in enumerate(counts):
+            items, offset = values[offset : offset + count], offset + count
+            if any(item != items[0] for item in items[1:]):
+                raise ValueError(
+                    f"Sample {index} has {count} `{argument}` with different `{name}` ({items}), so its answer could "
+                    f"refer to any of them: pass `{name}` per sample (one entry each) without `input_ids`."
+                )
+            per_sample.append(items[0] if items else None)
+        return per_sample
 
     def post_process_image_text_to_text(
         self, generated_outputs: torch.Tensor | Sequence[Sequence[int]], skip_special_tokens: bool = True, **kwargs
@@ -286,6 +371,7 @@ class GroundingGPTProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
+        """Names of the processor's outputs: the tokenizer's and those of every modality."""
         return [
             "input_ids",
             "attention_mask",

@@ -34,26 +34,52 @@ def sample_frame_indices(num_frames: int, max_frames: int) -> np.ndarray:
     return np.arange(0, num_frames, num_frames / kept).astype(int)[:kept]
 
 
+def _count_frames(path: str, decode: bool = False) -> int:
+    """Frames of the first video stream of `path`, counted from its packets (demuxing only) or, with `decode`, by
+    decoding them all (exact, slower)."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        if decode:
+            return sum(1 for _ in container.decode(stream))
+        return sum(1 for packet in container.demux(stream) if packet.size)
+
+
+def _load_video(path: str, sample_indices_fn, num_frames: int | None = None) -> tuple[np.ndarray, VideoMetadata]:
+    """`load_video` with PyAV, sampling from `num_frames` frames; by default from the count in the container's header
+    or, when it has none (WebM, MKV: PyAV reports 0), from the count of its packets."""
+
+    def sample_indices(metadata: VideoMetadata, **kwargs) -> np.ndarray:
+        if num_frames is not None or not metadata.total_num_frames:
+            metadata.total_num_frames = _count_frames(path) if num_frames is None else num_frames
+            metadata.duration = metadata.total_num_frames / metadata.fps if metadata.fps else None
+        return sample_indices_fn(metadata=metadata, **kwargs)
+
+    return load_video(path, backend="pyav", sample_indices_fn=sample_indices)
+
+
 def decode_video(path: str | os.PathLike, sample_indices_fn) -> tuple[np.ndarray, VideoMetadata]:
     """Decode the sampled frames of a video file with PyAV: `((T, H, W, 3) uint8 frames, metadata)`.
 
+    The frames are sampled from the frame count of the container's header; when the header has none (WebM, MKV)
+    the packets are counted, and when it announces frames that do not decode (e.g. a truncated file) the decodable
+    frames are counted and sampled again. `metadata.total_num_frames` and `metadata.duration` follow that count.
+
     Raises:
-        ValueError: naming the file when it is missing, has no video stream, cannot be decoded, or decodes to fewer
-            frames than its header announces.
+        ValueError: naming the file when it is missing, has no video stream or no frames, or cannot be decoded.
     """
     if not os.path.isfile(path):
         raise ValueError(f"`videos`: the file {path} does not exist.")
+    path = os.fspath(path)
     try:
-        frames, metadata = load_video(os.fspath(path), backend="pyav", sample_indices_fn=sample_indices_fn)
+        frames, metadata = _load_video(path, sample_indices_fn)
+        if len(frames) != len(metadata.frames_indices):  # the header announces more frames than decode
+            frames, metadata = _load_video(path, sample_indices_fn, _count_frames(path, decode=True))
     except ImportError:
         raise
     except Exception as error:  # PyAV raises its own error hierarchy; any of them means "not decodable"
         raise ValueError(f"`videos`: could not decode {path} with PyAV ({type(error).__name__}: {error}).") from error
-    if len(frames) != len(metadata.frames_indices):
-        raise ValueError(
-            f"`videos`: {path} announces {metadata.total_num_frames} frames but only {len(frames)} of the "
-            f"{len(metadata.frames_indices)} sampled ones could be decoded."
-        )
     return frames, metadata
 
 

@@ -55,7 +55,7 @@ def encode_conversation(
         processor: The model's processor.
         record: A GroundingGPT record (see `records`).
         max_length: Most tokens of the sample, media blocks included. Longer conversations lose whole trailing
-            user/assistant exchanges.
+            user/assistant exchanges, with a warning naming the record.
         **media_kwargs: Passed to the processor (`random_crop`, `allow_short_audio`).
 
     Returns:
@@ -78,18 +78,25 @@ def encode_conversation(
     # processor expands them; the text ends with the last answer's separator, i.e. with the last token.
     shift = int(offsets[-1, 1]) - len(text)
     labels = torch.full_like(input_ids, IGNORE_INDEX)
-    length = 0
-    for start, end in answer_spans(processor, messages):
+    length = kept = 0
+    spans = answer_spans(processor, messages)
+    for start, end in spans:
         supervised = (offsets[:, 0] < end + shift) & (offsets[:, 1] > start + shift)
         answer_end = int(supervised.nonzero().max()) + 1
         if answer_end > max_length:
             break
         labels[supervised] = input_ids[supervised]
-        length = answer_end
+        length, kept = answer_end, kept + 1
     if not length:
         raise ValueError(
             f"The first exchange alone is {answer_end} tokens (media blocks included), more than the maximum length "
             f"{max_length}; raise `--model_max_length` or shorten the sample."
+        )
+    if kept < len(spans):
+        logger.warning(
+            f"Record {record['id']}: {len(input_ids)} tokens (media blocks included), more than the maximum length "
+            f"{max_length}; training on its first {kept} of {len(spans)} exchanges (raise `--model_max_length` to "
+            "keep them all)."
         )
     model_inputs = {
         key: inputs[key]

@@ -69,6 +69,8 @@ class GroundingGPTAdapter(RecordAdapter):
         self.folders = {"image": image_folder, "video": video_folder, "sound": sound_folder}
 
     def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict:
+        """A record of one entry: its media paths (`""` when absent) and its turns with roles `user` / `assistant`,
+        the media placeholders taken out of the first turn after checking there is one per medium."""
         media = {
             kind: os.path.join(folder, entry[kind]) if entry.get(kind) else "" for kind, folder in self.folders.items()
         }
