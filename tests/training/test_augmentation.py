@@ -1,5 +1,8 @@
 """Detection augmentation: boxes follow the pixels through resize, crop, squash and flip; box filters; datasets."""
 
+import json
+import logging
+
 import pytest
 import torch
 from PIL import Image
@@ -79,3 +82,43 @@ def test_detection_dataset_items(coco, tmp_path):
         assert labels["source"] == ("sa1b" if index else "coco")
         assert labels["boxes"].ndim == 2 and ((labels["boxes"] >= 0) & (labels["boxes"] <= 1)).all()
     assert mixture[len(mixture) - 1]["labels"]["orig_size"].tolist() == [150, 200]
+
+
+def sa1b_folder(root, images: dict[int, tuple[int, int, list[float]]]) -> str:
+    """An SA-1B-style folder: per image id, a `width` x `height` image with one `[x, y, w, h]` box."""
+    root.mkdir()
+    for image_id, (width, height, (x, y, w, h)) in images.items():
+        draw_image(root / f"sa_{image_id}.jpg", width, height, [[x, y, x + w, y + h]])
+        image = {"image_id": image_id, "file_name": f"sa_{image_id}.jpg", "width": width, "height": height}
+        (root / f"sa_{image_id}.json").write_text(
+            json.dumps({"image": image, "annotations": [{"bbox": [x, y, w, h], "area": w * h}]})
+        )
+    return str(root)
+
+
+HUGE = (1000, 800, [10, 10, 980, 780])  # its box always exceeds SA-1B's 400^2 px area limit on the 448-px input
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_samples_left_without_boxes_by_the_filter_are_replaced(tmp_path, seed):
+    # mmdet's FilterAnnotations (keep_empty=False) makes the dataset draw another image instead of a pure negative.
+    folder = sa1b_folder(tmp_path / "sa1b", {1: HUGE, 2: (600, 500, [100, 100, 200, 150])})
+    mixture = build_detection_mixture(
+        [DataSource("sa1b", folder, head="sa1b")], 448, DetectionAugmentation(448), BoxFilter(), seed=0
+    )
+    torch.manual_seed(seed)
+    item = mixture[0]  # the huge-box image
+    assert item["labels"]["image_id"] == 2 and len(item["labels"]["boxes"]) == 1
+    assert item["labels"]["orig_size"].tolist() == [500, 600] and item["labels"]["source"] == "sa1b"
+
+
+def test_a_source_whose_boxes_always_fail_the_filter_is_reported(tmp_path, caplog):
+    folder = sa1b_folder(tmp_path / "only_huge", {1: HUGE})
+    mixture = build_detection_mixture(
+        [DataSource("sa1b", folder, head="sa1b")], 448, DetectionAugmentation(448), BoxFilter(), seed=0
+    )
+    torch.manual_seed(0)
+    with caplog.at_level(logging.WARNING):
+        item = mixture[0]
+    assert len(item["labels"]["boxes"]) == 0  # bounded: after MAX_DRAWS images, kept as an image without objects
+    assert "sa1b:only_huge: the box filter removed every box of 10 images drawn in a row" in caplog.text

@@ -13,10 +13,12 @@ from transformers_groma.processing import (
     REFER_REGION,
     REGION_CAPTION_TEMPLATES,
 )
+from transformers_groma.tiny import tiny_groma_processor
 from transformers_groma.training import (
     CONVERSATION_ADAPTERS,
     DataSource,
     InvalidRecordError,
+    build_conversation_mixture,
     build_records,
     check_conversation_record,
     load_data_config,
@@ -158,18 +160,43 @@ def test_grit_llava_and_groma_instruct(tmp_path):
 def test_custom_jsonl_maps_box_ids_to_placeholders(coco, custom_jsonl):
     record = records(DataSource("custom", str(custom_jsonl), coco["image_dir"]))[0]
     boxes = coco_boxes(coco, 1)
-    assert record["id"] == "line 1"
+    assert record["id"] == "sample-1"  # the line's `id`
     assert record["ground_boxes"] == [boxes[0]] and record["refer_boxes"] == [boxes[1]]
     assert [message["role"] for message in record["messages"]] == ["user", "assistant", "user", "assistant"]
 
 
+def corrupt_image(coco: dict) -> str:
+    """An image file that is not an image, next to the good ones; returns its file name."""
+    (Path(coco["image_dir"]) / "corrupt.png").write_bytes(b"not a png")
+    return "corrupt.png"
+
+
 BAD_LINES = {
     "missing image": ({"image": "nope.png"}, "image file .*nope.png' does not exist"),
+    "corrupt image with its size": (
+        {"image": "corrupt.png", "width": 160, "height": 120},
+        "image file .*corrupt.png' cannot be read",
+    ),
+    "declared size is not the image's": (
+        {"width": 999, "height": 150},
+        r"the record gives width 999 but image file .*0003.png' is 200 x 150 px",
+    ),
     "box outside the image": ({"boxes": [[0, 0, 5000, 20], [0, 0, 10, 10]]}, r"not inside the image"),
     "odd turns": ({"conversations": [{"from": "human", "value": "Hi?"}]}, "1 turns"),
     "unknown box id": (
         {"conversations": [{"from": "human", "value": "Hi?"}, {"from": "gpt", "value": "x", "box_ids": [9]}]},
         "box_ids",
+    ),
+    "box ids of another turn": (
+        {
+            "conversations": [
+                {"from": "human", "value": "Locate <p>the red square</p> and <p>the blue one</p>."},
+                {"from": "gpt", "value": "<roi><ground_box></roi> and <roi><ground_box></roi>", "box_ids": [0]},
+                {"from": "human", "value": "Anything else?"},
+                {"from": "gpt", "value": "No.", "box_ids": [1]},
+            ]
+        },
+        r"turn 1 \(gpt\) has 2 <ground_box> placeholder\(s\) but 1 `box_ids`",
     ),
     "not json": ("{not json", "not valid JSON"),
 }
@@ -179,9 +206,26 @@ BAD_LINES = {
 def test_malformed_record_names_the_record(coco, tmp_path, problem):
     change, message = BAD_LINES[problem]
     lines = custom_lines(coco)
+    corrupt_image(coco)
+    assert (coco["images"][2]["width"], coco["images"][2]["height"]) == (200, 150)
     lines[2] = change if isinstance(change, str) else {**lines[2], **change}
+    record_id = "line 3" if isinstance(change, str) else "sample-3"  # a line that is not JSON has no `id`
     path = write_jsonl(tmp_path / "bad.jsonl", lines)
-    with pytest.raises(InvalidRecordError, match=rf"custom:bad.jsonl: record line 3: .*{message}.*--skip_bad_records"):
+    with pytest.raises(
+        InvalidRecordError, match=rf"custom:bad.jsonl: record {record_id}: .*{message}.*--skip_bad_records"
+    ):
+        records(DataSource("custom", str(path), coco["image_dir"]))
+
+
+def test_custom_records_are_named_by_their_id_else_their_line(coco, tmp_path):
+    lines = custom_lines(coco)
+    lines[1]["image"] = "missing.png"
+    path = write_jsonl(tmp_path / "bad.jsonl", lines)
+    with pytest.raises(InvalidRecordError, match="record sample-2: image file"):
+        records(DataSource("custom", str(path), coco["image_dir"]))
+    del lines[1]["id"]
+    path = write_jsonl(tmp_path / "bad.jsonl", lines)
+    with pytest.raises(InvalidRecordError, match="record line 2: image file"):
         records(DataSource("custom", str(path), coco["image_dir"]))
 
 
@@ -193,8 +237,100 @@ def test_skip_bad_records_counts_them(coco, tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         dataset = records(DataSource("custom", str(path), coco["image_dir"]), skip_bad_records=True)
     assert len(dataset) == len(lines) - 2
-    assert "Skipped 2 bad record(s) of custom:bad.jsonl" in caplog.text
-    assert "record line 2" in caplog.text and "record line 5" in caplog.text
+    assert "custom:bad.jsonl: kept 4 of 6 entries; skipped 2 bad record(s)" in caplog.text
+    assert "record sample-2" in caplog.text and "record sample-5" in caplog.text
+
+
+def test_bad_images_and_over_long_records_are_found_when_the_mixture_is_built(coco, tmp_path, caplog):
+    """Records that used to pass the build and fail in `__getitem__`, mid-training, even with `skip_bad_records`."""
+    processor = tiny_groma_processor()
+
+    def mixture(lines, skip_bad_records):
+        path = write_jsonl(tmp_path / "train.jsonl", lines)
+        source = DataSource("custom", str(path), coco["image_dir"])
+        return build_conversation_mixture(
+            [source], processor.tokenizer, processor.image_processor, "llava", 1000, 8, 0, skip_bad_records
+        )
+
+    good = custom_lines(coco)
+    long_answer = "<roi><ground_box></roi> " + "word " * 400
+    bad = {  # line index: (change, error)
+        1: ({"image": corrupt_image(coco), "width": 160, "height": 120}, "image file .*corrupt.png' cannot be read"),
+        2: (
+            {"conversations": [good[2]["conversations"][0], {**good[2]["conversations"][1], "value": long_answer}]},
+            r"the first exchange alone is \d+ tokens, more than the maximum length 1000",
+        ),
+        3: ({"width": 2 * coco["images"][3]["width"]}, "the record gives width"),
+        4: (
+            {"conversations": [*good[4]["conversations"][:3], {"from": "gpt", "value": "A <sep> square."}]},
+            "turn 3 contains <sep>",
+        ),
+    }
+    lines = [{**line, **bad[index][0]} if index in bad else line for index, line in enumerate(good)]
+    for index, (_, message) in bad.items():
+        strict = [line if other == index or other not in bad else good[other] for other, line in enumerate(lines)]
+        with pytest.raises(InvalidRecordError, match=rf"record sample-{index + 1}: {message}"):
+            mixture(strict, skip_bad_records=False)
+    with caplog.at_level(logging.WARNING):
+        dataset = mixture(lines, skip_bad_records=True)
+    assert len(dataset) == len(lines) - len(bad)
+    assert f"kept {len(lines) - len(bad)} of {len(lines)} entries; skipped {len(bad)} bad record(s)" in caplog.text
+    assert all(dataset[index]["input_ids"].ndim == 1 for index in range(len(dataset)))  # training never meets them
+
+
+def test_entries_and_boxes_left_out_as_the_original_are_counted(tmp_path, caplog):
+    draw_image(tmp_path / "a.png", 160, 120, [[10, 10, 60, 40]])
+    draw_image(tmp_path / "narrow.png", 20, 120, [[2, 10, 18, 40]])
+    draw_image(tmp_path / "crowd.png", 160, 120, [[10, 10, 60, 40]])
+    images = [("a.png", 160, 120), ("narrow.png", 20, 120), ("crowd.png", 160, 120)]
+    boxes = {  # image id: [(bbox, extra annotation fields)]
+        1: [
+            ([10, 10, 50, 30], {}),
+            ([150, 10, 50, 30], {}),  # clipped to x2 = 160
+            ([200, 10, 50, 30], {}),  # outside the image
+            ([10, 10, 0.5, 30], {}),  # under 1 px
+            ([10, 10, 50, 30], {"iscrowd": 1}),
+        ],
+        2: [([2, 10, 16, 30], {})],
+        3: [([10, 10, 50, 30], {"iscrowd": 1})],
+    }
+    annotation_file = write_json(
+        tmp_path / "refcoco.json",
+        {
+            "images": [
+                {"id": index, "file_name": name, "width": width, "height": height, "caption": "a box"}
+                for index, (name, width, height) in enumerate(images, start=1)
+            ],
+            "annotations": [
+                {"id": 10 * image_id + index, "image_id": image_id, "bbox": bbox, "area": bbox[2] * bbox[3], **extra}
+                for image_id, annotations in boxes.items()
+                for index, (bbox, extra) in enumerate(annotations)
+            ],
+        },
+    )
+    with caplog.at_level(logging.INFO):
+        dataset = records(DataSource("refcoco_rec", str(annotation_file), str(tmp_path)))
+    assert dataset["id"] == ["image id 1"] and dataset[0]["ground_boxes"] == [[10.0, 10.0, 60.0, 40.0]]
+    assert (
+        "refcoco_rec:refcoco.json: kept 1 of 3 entries; left out or clipped as the original loaders do: "
+        "boxes clipped to the image: 1; boxes outside the image dropped: 1; boxes under 1 px or without area "
+        "dropped: 1; crowd or ignored boxes dropped: 1; images with a side under 32 px: 1; images without a usable "
+        "box: 1."
+    ) in caplog.text
+
+
+def test_flickr30k_counts_the_boxes_of_overlapping_phrases(coco, caplog):
+    expected = records(DataSource("flickr30k", coco["annotation_file"], coco["image_dir"]))[0]
+    data = json.loads(Path(coco["annotation_file"]).read_text())
+    start = CAPTION.index("square next")  # inside "red square", the first phrase
+    data["annotations"].append(
+        {**data["annotations"][0], "id": 999, "tokens_positive": [[start, start + len("square next")]]}
+    )
+    Path(coco["annotation_file"]).write_text(json.dumps(data))
+    with caplog.at_level(logging.INFO):
+        record = records(DataSource("flickr30k", coco["annotation_file"], coco["image_dir"]))[0]
+    assert record["messages"][1] == expected["messages"][1] and record["ground_boxes"] == expected["ground_boxes"]
+    assert "boxes of a phrase overlapping an earlier phrase dropped: 1" in caplog.text
 
 
 def test_ratio_draws_a_seeded_subset(coco):

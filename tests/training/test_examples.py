@@ -54,14 +54,36 @@ def test_vl_configs(name, stage, learning_rate, epochs):
         assert global_batch == 128
 
 
+def source_ratios(name: str) -> dict[str, float]:
+    """`{source name: ratio}` of an example mixture (names are `type:annotation file name`)."""
+    sources = load_data_config(str(EXAMPLES / "data" / f"{name}.yaml"))
+    assert len({source.name for source in sources}) == len(sources)
+    return {source.name: source.ratio for source in sources}
+
+
 def test_mixtures_follow_the_paper():
-    ratios = {
-        path.stem: [source.ratio for source in load_data_config(str(path))]
-        for path in (EXAMPLES / "data").glob("*.yaml")
+    detection = source_ratios("stage1_detection")
+    assert len(detection) == 5 and set(detection.values()) == {1.0}
+    refcoco = {f"refcoco_rec:{name}_train.json": 1.0 for name in ("refcoco", "refcoco+", "refcocog")}
+    assert source_ratios("stage2_align") == {
+        "llava:share-captioner_coco_lcs_sam_1246k_1107.json": 1.0,
+        **refcoco,
+        "flickr30k:flickr_entities_train.json": 1.0,
+        "vg_single:vg_train_single.json": 0.2,
+        "grit:grit_filtered_10m.json": 0.1,
+        "refcoco_caption:refcocog_train.json": 1.0,
+        "coco_grounding:instances_train2017.json": 1.0,
     }
-    assert ratios["stage1_detection"] == [1.0] * 5
-    assert sorted(ratios["stage2_align"]) == [0.1, 0.2] + [1.0] * 7
-    assert sorted(ratios["stage3_finetune"]) == [0.23, 0.5] + [1.0] * 8
+    assert source_ratios("stage3_finetune") == {
+        **refcoco,
+        "flickr30k:flickr_entities_train.json": 1.0,
+        "llava:llava_conversation_reasoning.json": 1.0,
+        "llava:sharegpt4v_instruct_gpt4-vision_cap100k.json": 0.23,
+        "vg_multi:vg_train_multi.json": 1.0,
+        "refcoco_caption:refcocog_train.json": 1.0,
+        "coco_grounding:instances_train2017.json": 0.5,
+        "groma_instruct:groma_instruct.json": 1.0,
+    }
 
 
 @pytest.mark.parametrize("name", ["ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3"])

@@ -11,6 +11,7 @@ from transformers_groma.training import (
     ConversationEncoder,
     DataSource,
     GromaDataCollator,
+    InvalidRecordError,
     build_conversation_mixture,
 )
 
@@ -58,14 +59,16 @@ def test_llava_template_supervises_answers_and_their_eos(tokenizer):
     assert input_ids[0] == tokenizer.bos_token_id and labels[0] == IGNORE_INDEX
     spans = supervised_spans(input_ids, labels)
     assert [tokenizer.decode(span).strip() for span in spans] == [answer + "</s>" for answer in ANSWERS]
-    # Token by token: everything before the first answer (system prompt, fixed first exchange with its </s>, the
-    # question and "ASSISTANT:") is masked, and the unsupervised tokens are exactly the rest.
-    first_answer = input_ids.index(spans[0][0])
-    assert all(label == IGNORE_INDEX for label in labels[:first_answer])
-    prompt = tokenizer.decode(input_ids[:first_answer])
+    # Each answer starts right after the ids of the inference prompt of the conversation so far (system prompt,
+    # fixed first exchange with its </s>, the earlier turns, the question and "ASSISTANT:").
+    starts = [i for i, label in enumerate(labels) if label != IGNORE_INDEX and labels[i - 1] == IGNORE_INDEX]
+    for start, turns in zip(starts, (MESSAGES[:1], MESSAGES[:3]), strict=True):
+        prompt = tokenizer.apply_chat_template(
+            turns, chat_template=CHAT_TEMPLATE, add_generation_prompt=True, tokenize=False
+        )
+        assert input_ids[:start] == tokenizer(prompt, add_special_tokens=True).input_ids
+    prompt = tokenizer.decode(input_ids[: starts[0]])
     assert SYSTEM_PROMPT in prompt and FIRST_ASSISTANT_MESSAGE + "</s>" in prompt
-    assert prompt.rstrip().endswith("ASSISTANT:")
-    assert sum(label != IGNORE_INDEX for label in labels) == sum(len(span) for span in spans)
     eos_positions = [i for i, token in enumerate(input_ids) if token == tokenizer.eos_token_id]
     assert [labels[i] != IGNORE_INDEX for i in eos_positions] == [False, True, True]
 
@@ -114,7 +117,11 @@ def test_long_conversations_lose_whole_trailing_exchanges(tokenizer):
         ANSWERS[0] + "</s>"
     ]
     with pytest.raises(ValueError, match="first exchange alone"):
-        ConversationEncoder(tokenizer, "llava", 10)(MESSAGES)
+        ConversationEncoder(tokenizer, "llava", len(first_ids) - 1)(MESSAGES)
+    # The build-time check agrees: it passes exactly the records that __call__ can encode.
+    ConversationEncoder(tokenizer, "llava", len(first_ids)).check(MESSAGES)
+    with pytest.raises(InvalidRecordError, match=f"first exchange alone is {len(first_ids)} tokens"):
+        ConversationEncoder(tokenizer, "llava", len(first_ids) - 1).check(MESSAGES)
 
 
 def test_dataset_and_collator_build_model_inputs(coco, custom_jsonl):
@@ -149,3 +156,20 @@ def test_dataset_and_collator_build_model_inputs(coco, custom_jsonl):
     region_ids = outputs.expanded_labels[supervised]
     first_region = model.config.region_index_token_id
     assert ((region_ids >= first_region) & (region_ids < first_region + 8)).sum() == 2  # one <rK> per sample
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1 2 3 4 5 6 7 8 9",
+        "<roi><r1><r2><r3></roi> <p>a</p> <p>b</p><roi><r4></roi>",
+        "ünïcødé 😀 😀 ✓",
+        "  a   b    c  ",
+    ],
+)
+def test_no_text_has_more_tokens_than_bytes_plus_two(tokenizer, text):
+    # The bound `ConversationEncoder.check` relies on to skip tokenizing short first exchanges.
+    encoder = ConversationEncoder(tokenizer, "llava", 2048)
+    messages = [{"role": "user", "content": text}, {"role": "assistant", "content": text}]
+    assert len(encoder.encode(messages)[0]) <= len(encoder.render(messages).encode()) + 2
+    assert len(tokenizer(text).input_ids) <= len(text.encode()) + 2

@@ -35,6 +35,7 @@ def test_order_depends_only_on_seed_and_epoch():
     assert draw(seed=1, epoch=2) == draw(seed=1, epoch=2)
     assert draw(seed=1, epoch=2) != draw(seed=1, epoch=3)
     assert draw(seed=1, epoch=2) != draw(seed=2, epoch=2)
+    assert draw(seed=1, epoch=1) != draw(seed=2, epoch=0)  # not seeded with seed + epoch
 
 
 def test_rejects_empty_chunks():

@@ -216,7 +216,7 @@ def test_bad_records_stop_the_run_unless_skipped(tmp_path, coco):
     lines[3] = {**lines[3], "boxes": [[0, 0, 10_000, 10], [0, 0, 5, 5]]}
     jsonl = write_jsonl(tmp_path / "train.jsonl", lines)
     one_step = ["--max_steps", "1", "--per_device_train_batch_size", "2"]
-    with pytest.raises(InvalidRecordError, match="record line 4: .*not inside the image"):
+    with pytest.raises(InvalidRecordError, match="record sample-4: .*not inside the image"):
         train_vl(custom_args(jsonl, coco, tmp_path / "strict", *one_step))
     metrics = train_vl(custom_args(jsonl, coco, tmp_path / "lenient", *one_step, "--skip_bad_records", "true"))
     assert metrics["train_loss"] > 0

@@ -18,7 +18,7 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 Sample = tuple[tv_tensors.Image, tv_tensors.BoundingBoxes]
 
 
-def _randint(low: int, high: int) -> int:
+def randint(low: int, high: int) -> int:
     """Uniform integer in [low, high] (both included), from torch's global RNG (seeded per dataloader worker)."""
     return int(torch.randint(low, high + 1, ()))
 
@@ -96,7 +96,7 @@ class DetectionAugmentation:
 
     def resize_keep_ratio(self, image: tv_tensors.Image, boxes: tv_tensors.BoundingBoxes) -> Sample:
         """mmdet `Resize(img_scale=[(s, max_long_side)], keep_ratio=True)` with `s` drawn from `short_sides`."""
-        short_side = self.short_sides[_randint(0, len(self.short_sides) - 1)]
+        short_side = self.short_sides[randint(0, len(self.short_sides) - 1)]
         height, width = image.shape[-2:]
         scale = min(short_side / min(height, width), self.max_long_side / max(height, width))
         size = [int(height * scale + 0.5), int(width * scale + 0.5)]
@@ -107,9 +107,9 @@ class DetectionAugmentation:
         height, width = image.shape[-2:]
         low, high = self.crop_size_range
         for _ in range(self.max_crop_attempts):
-            crop_height = _randint(min(height, low), min(height, high))
-            crop_width = _randint(min(width, low), min(width, high))
-            top, left = _randint(0, height - crop_height), _randint(0, width - crop_width)
+            crop_height = randint(min(height, low), min(height, high))
+            crop_width = randint(min(width, low), min(width, high))
+            top, left = randint(0, height - crop_height), randint(0, width - crop_width)
             cropped = F.crop(boxes, top, left, crop_height, crop_width)
             cropped = _select(cropped, (cropped[:, 2] > cropped[:, 0]) & (cropped[:, 3] > cropped[:, 1]))
             if len(cropped) or not len(boxes):

@@ -48,18 +48,39 @@ class ConversationEncoder:
             input_ids, labels = self.encode(messages[:num_messages])
             if len(input_ids) <= self.max_length:
                 return input_ids, labels, num_messages
-        raise ValueError(
-            f"The first exchange alone is {len(input_ids)} tokens, more than the maximum length {self.max_length}; "
-            "raise `--model_max_length` or shorten the sample."
+        raise ValueError(self._too_long(len(input_ids)))
+
+    def check(self, messages: list[dict]) -> None:
+        """Raise [`InvalidRecordError`] if `messages` cannot be encoded: a turn contains `<sep>`, or the first
+        user/assistant pair alone is longer than `max_length` (checked when the data is built, by encoding that
+        pair)."""
+        for index, message in enumerate(messages):
+            if SEP_TOKEN in message["content"]:
+                raise InvalidRecordError(f"turn {index} contains {SEP_TOKEN}, which marks the answers in training")
+        # Every token but the BOS and a SentencePiece prefix covers at least one byte of the text (an added token,
+        # several), so a short text always fits: only the few long ones pay for tokenizing (most of the cost).
+        if len(self.render(messages[:2]).encode()) + 2 <= self.max_length:
+            return
+        length = len(self.encode(messages[:2])[0])
+        if length > self.max_length:
+            raise InvalidRecordError(self._too_long(length))
+
+    def _too_long(self, length: int) -> str:
+        return (
+            f"the first exchange alone is {length} tokens, more than the maximum length {self.max_length}; raise "
+            "`--model_max_length` or shorten the sample"
+        )
+
+    def render(self, messages: list[dict]) -> str:
+        """The conversation's text with every answer between `<sep>` markers."""
+        return self.tokenizer.apply_chat_template(
+            [mark_answer(message) for message in messages], chat_template=self.chat_template, tokenize=False
         )
 
     def encode(self, messages: list[dict]) -> tuple[list[int], list[int]]:
         """Token ids (with the BOS token when the tokenizer adds one) and labels of `messages`, untruncated."""
         sep_id = self.tokenizer.convert_tokens_to_ids(SEP_TOKEN)
-        text = self.tokenizer.apply_chat_template(
-            [mark_answer(message) for message in messages], chat_template=self.chat_template, tokenize=False
-        )
-        input_ids = self.tokenizer(text, add_special_tokens=False).input_ids
+        input_ids = self.tokenizer(self.render(messages), add_special_tokens=False).input_ids
         if getattr(self.tokenizer, "add_bos_token", False) and self.tokenizer.bos_token_id is not None:
             input_ids = [self.tokenizer.bos_token_id, *input_ids]
         markers = [i for i, token in enumerate(input_ids) if token == sep_id]

@@ -6,13 +6,16 @@
 | `sa1b` | a folder of SA-1B per-image JSON files (`{"image": {image_id, file_name, width, height}, "annotations": [{"bbox": [x, y, w, h]}, ...]}`) | SA-1B as released (`head: sa1b`) |
 
 Crowd and degenerate boxes are dropped and the rest clipped to the image, as mmdet's loader does; training images
-without any box are skipped (mmdet's `filter_empty_gt`), evaluation images are all kept.
+without any box are skipped (mmdet's `filter_empty_gt`), evaluation images are all kept. `build_records` logs how many
+images and boxes were left out or clipped, per reason. A training image whose boxes all fail the box filter after
+augmentation is replaced by another image of its source (mmdet resamples such images).
 """
 
 import glob
 import json
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,18 +26,35 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 from transformers.utils import logging
 
-from .augmentation import DetectionAugmentation, filter_boxes, normalize, squash
+from .augmentation import DetectionAugmentation, filter_boxes, normalize, randint, squash
 from .data_config import DataSource
 from .mixture import MixtureDataset
-from .records import DETECTION_FEATURES, InvalidRecordError, RecordAdapter, build_records, check_detection_record
-from .sources import coco_box, coco_entries
+from .records import (
+    DETECTION_FEATURES,
+    LEFT_OUT,
+    InvalidRecordError,
+    RecordAdapter,
+    build_records,
+    check_detection_record,
+)
+from .sources import NO_BOX, coco_boxes, coco_entries
 
 
 logger = logging.get_logger(__name__)
 
+MAX_DRAWS = 10  # images drawn for a training sample before one whose boxes all fail the box filter is kept
 
-def detection_record(image_id: int, image: str, boxes: list, width: int, height: int) -> dict:
-    return {"image_id": image_id, "image": image, "boxes": boxes, "width": width, "height": height}
+
+def detection_record(image_id: int, image: str, boxes: list, width: int, height: int, left_out: Counter) -> dict:
+    """A detection record (see `records`); `left_out` counts the annotations the conversion dropped or clipped."""
+    return {
+        "image_id": image_id,
+        "image": image,
+        "boxes": boxes,
+        "width": width,
+        "height": height,
+        LEFT_OUT: left_out,
+    }
 
 
 class CocoDetectionAdapter(RecordAdapter):
@@ -50,13 +70,14 @@ class CocoDetectionAdapter(RecordAdapter):
     def __init__(self, keep_images_without_boxes: bool = False):
         self.keep_images_without_boxes = keep_images_without_boxes
 
-    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | None:
+    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | str:
         image, annotations, _ = entry
         width, height = int(image["width"]), int(image["height"])
-        boxes = [box for annotation in annotations if (box := coco_box(annotation, width, height))]
-        if not boxes and not self.keep_images_without_boxes:
-            return None
-        return detection_record(image["id"], os.path.join(source.image_dir, image["file_name"]), boxes, width, height)
+        kept, left_out = coco_boxes(annotations, width, height)
+        if not kept and not self.keep_images_without_boxes:
+            return NO_BOX
+        path = os.path.join(source.image_dir, image["file_name"])
+        return detection_record(image["id"], path, [box for box, _ in kept], width, height, left_out)
 
 
 class Sa1bAdapter(RecordAdapter):
@@ -70,7 +91,7 @@ class Sa1bAdapter(RecordAdapter):
         for path in sorted(glob.glob(os.path.join(source.annotation_file, "*.json"))):
             yield os.path.basename(path), path
 
-    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | None:
+    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | str:
         try:
             with open(entry, encoding="utf-8") as handle:
                 data = json.load(handle)
@@ -78,11 +99,11 @@ class Sa1bAdapter(RecordAdapter):
             raise InvalidRecordError(f"not valid JSON ({error})") from error
         image = data["image"]
         width, height = int(image["width"]), int(image["height"])
-        boxes = [box for annotation in data["annotations"] if (box := coco_box(annotation, width, height))]
-        if not boxes:
-            return None
+        kept, left_out = coco_boxes(data["annotations"], width, height)
+        if not kept:
+            return NO_BOX
         path = os.path.join(source.image_dir, image["file_name"])
-        return detection_record(int(image["image_id"]), path, boxes, width, height)
+        return detection_record(int(image["image_id"]), path, [box for box, _ in kept], width, height, left_out)
 
 
 DETECTION_ADAPTERS: dict[str, RecordAdapter] = {"coco_detection": CocoDetectionAdapter(), "sa1b": Sa1bAdapter()}
@@ -117,7 +138,8 @@ class DetectionDataset(Dataset):
         head: Objectness head of the source, `"coco"` or `"sa1b"`.
         output_size: Side of the square model input.
         augmentation: Training transform; None for evaluation (squash only, no box filter).
-        box_filter: Box filter applied after the training transform.
+        box_filter: Box filter applied after the training transform. A training sample it leaves without boxes is
+            replaced by another image of the source, drawn at random (mmdet's resampling), up to `MAX_DRAWS` images.
         source_name: Name of the source, for error messages.
     """
 
@@ -141,24 +163,42 @@ class DetectionDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, index: int) -> dict:
+        if self.augmentation is None:
+            record, pixels, boxes = self._load(index)
+            return self._item(record, pixels.shape[-2:], *squash(pixels, boxes, self.output_size))
+        for draw in range(MAX_DRAWS):
+            if draw:  # mmdet's FilterAnnotations (keep_empty=False) rejected the sample: its dataset draws another
+                index = randint(0, len(self) - 1)
+            record, pixels, boxes = self._load(index)
+            image, kept = self.augmentation(pixels, boxes)
+            if self.box_filter is not None:
+                kept = self.box_filter(kept, self.head)
+            if len(kept) or not len(boxes):
+                break
+        else:
+            logger.warning_once(
+                f"{self.source_name}: the box filter removed every box of {MAX_DRAWS} images drawn in a row; training "
+                "on the last one as an image without objects (check the source's boxes and the `BoxFilter`)."
+            )
+        return self._item(record, pixels.shape[-2:], image, kept)
+
+    def _load(self, index: int) -> tuple[dict, tv_tensors.Image, tv_tensors.BoundingBoxes]:
         record = self.records[index]
         try:
             with Image.open(record["image"]) as image:
                 pixels = tv_tensors.Image(F.pil_to_tensor(image.convert("RGB")))
         except OSError as error:
             raise InvalidRecordError(f"{self.source_name}: record {record['id']}: {error}") from error
-        height, width = pixels.shape[-2:]
         boxes = tv_tensors.BoundingBoxes(
             torch.tensor(record["boxes"], dtype=torch.float32).reshape(-1, 4),
             format="XYXY",
-            canvas_size=(height, width),
+            canvas_size=tuple(pixels.shape[-2:]),
         )
-        if self.augmentation is None:
-            pixels, boxes = squash(pixels, boxes, self.output_size)
-        else:
-            pixels, boxes = self.augmentation(pixels, boxes)
-            if self.box_filter is not None:
-                boxes = self.box_filter(boxes, self.head)
+        return record, pixels, boxes
+
+    def _item(
+        self, record: dict, orig_size: torch.Size, pixels: tv_tensors.Image, boxes: tv_tensors.BoundingBoxes
+    ) -> dict:
         normalized = F.convert_bounding_box_format(boxes, new_format="CXCYWH").as_subclass(torch.Tensor)
         return {
             "pixel_values": normalize(pixels),
@@ -166,7 +206,7 @@ class DetectionDataset(Dataset):
                 "boxes": normalized / self.output_size,
                 "source": self.head,
                 "image_id": record["image_id"],
-                "orig_size": torch.tensor([height, width]),
+                "orig_size": torch.tensor(orig_size),
             },
         }
 

@@ -33,6 +33,7 @@ class MixtureDataset(ConcatDataset):
 
     @property
     def source_sizes(self) -> list[int]:
+        """Number of samples of each source, in concatenation order."""
         return [len(dataset) for dataset in self.datasets]
 
     def summary(self) -> str:
@@ -51,6 +52,9 @@ def build_conversation_mixture(
     skip_bad_records: bool = False,
 ) -> MixtureDataset:
     """Read, convert, check and sub-sample every source of a vision-language mixture.
+
+    Every record is checked when the mixture is built (see [`check_conversation_record`] and
+    [`ConversationEncoder.check`]), so that training never meets a bad one.
 
     Args:
         sources: The mixture (see `data_config.load_data_config`).
@@ -72,10 +76,16 @@ def build_conversation_mixture(
                 f"Data source {source.name}: unknown type {source.type!r} for a vision-language stage; choose from "
                 f"{sorted(CONVERSATION_ADAPTERS)}."
             )
-        check = partial(check_conversation_record, max_refer_boxes=max_refer_boxes)
-        records = build_records(source, CONVERSATION_ADAPTERS[source.type], check, seed, skip_bad_records)
         encoder = ConversationEncoder(tokenizer, source.template or default_template, max_length)
+        check = partial(check_record, max_refer_boxes=max_refer_boxes, encoder=encoder)
+        records = build_records(source, CONVERSATION_ADAPTERS[source.type], check, seed, skip_bad_records)
         datasets.append(ConversationDataset(records, encoder, image_processor, source.name))
     mixture = MixtureDataset(datasets, [source.name for source in sources])
     logger.info(f"Training mixture ({len(mixture)} samples):\n{mixture.summary()}")
     return mixture
+
+
+def check_record(record: dict, max_refer_boxes: int, encoder: ConversationEncoder) -> None:
+    """[`check_conversation_record`], then [`ConversationEncoder.check`] on the record's messages."""
+    check_conversation_record(record, max_refer_boxes)
+    encoder.check(record["messages"])

@@ -4,7 +4,7 @@ A *conversation record* (vision-language stages) is one image with a conversatio
 
 ```python
 {
-    "id": "refcoco_train.json:1234",          # unique within its source; used in error messages
+    "id": "refcoco_train.json:1234",          # names the record in error messages
     "image": "/data/coco/train2017/000000123456.jpg",
     "messages": [                              # the real turns only: the chat template adds the system prompt and
         {"role": "user", "content": "Locate <p>the dog</p> in the image."},   # Groma's fixed first exchange
@@ -12,7 +12,7 @@ A *conversation record* (vision-language stages) is one image with a conversatio
     ],
     "refer_boxes": [],                         # pixel [x1, y1, x2, y2]: one per <refer_box> of the user turns
     "ground_boxes": [[10.0, 20.0, 110.0, 220.0]],  # pixel [x1, y1, x2, y2]: one per <ground_box> of the answers
-    "width": 640, "height": 480,               # optional (None): read from the image file when missing
+    "width": 640, "height": 480,               # optional (None); when given, must be the image file's size
 }
 ```
 
@@ -22,6 +22,7 @@ A *detection record* (stage 1) is one image with class-agnostic pixel `[x1, y1, 
 import os
 import random
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -59,6 +60,8 @@ DETECTION_FEATURES = Features(
     }
 )
 ROLES = ("user", "assistant")
+# Key of the `Counter` of dropped or clipped annotations a converted record may carry (`RecordAdapter.convert`).
+LEFT_OUT = "left_out"
 _PROBLEMS_SHOWN = 5
 
 
@@ -66,22 +69,40 @@ class InvalidRecordError(ValueError):
     """A data record that cannot be trained on; the message names the record and the problem."""
 
 
-def image_size(record: dict) -> tuple[int, int]:
-    """`(height, width)` of a record's image: its `height`/`width` fields, or the image file's header."""
-    if record.get("height") and record.get("width"):
-        return record["height"], record["width"]
-    with Image.open(record["image"]) as image:
-        return image.height, image.width
+def read_image_size(path: str) -> tuple[int, int]:
+    """`(height, width)` of an image file, read from its header (the pixels are not decoded).
+
+    Raises:
+        InvalidRecordError: if the file is missing or is not an image PIL can open.
+    """
+    if not path or not os.path.isfile(path):
+        raise InvalidRecordError(f"image file {path!r} does not exist")
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, Image.DecompressionBombError) as error:
+        raise InvalidRecordError(f"image file {path!r} cannot be read: {error}") from error
 
 
 def check_image_file(record: dict) -> tuple[int, int]:
-    """`(height, width)` of a record's image; raise [`InvalidRecordError`] if the file is missing or unreadable."""
-    if not record["image"] or not os.path.isfile(record["image"]):
-        raise InvalidRecordError(f"image file {record['image']!r} does not exist")
-    try:
-        return image_size(record)
-    except OSError as error:
-        raise InvalidRecordError(f"image file {record['image']!r} cannot be read: {error}") from error
+    """`(height, width)` of a record's image, from the file's header.
+
+    Raises:
+        InvalidRecordError: if the file is missing or unreadable, or if the record's `width` / `height` (when given)
+            differ from the file's: its boxes would be checked against one size and normalized by the other.
+    """
+    height, width = read_image_size(record["image"])
+    mismatched = [
+        f"{name} {record[name]!r}"
+        for name, real in (("width", width), ("height", height))
+        if record.get(name) is not None and record[name] != real
+    ]
+    if mismatched:
+        raise InvalidRecordError(
+            f"the record gives {' and '.join(mismatched)} but image file {record['image']!r} is {width} x {height} px "
+            "(width x height)"
+        )
+    return height, width
 
 
 def _check_boxes(boxes: list, size: tuple[int, int], name: str) -> None:
@@ -119,10 +140,11 @@ def check_turns(messages: list[dict], placeholders: Sequence[str], placeholder_h
 def check_conversation_record(record: dict, max_refer_boxes: int) -> None:
     """Raise [`InvalidRecordError`] if `record` cannot be rendered and trained on.
 
-    Checks: the image exists and can be read; turns alternate user/assistant, start with the user and end with an answer, and are
-    non-empty; no turn holds Groma's `<image>`/`<region>` placeholders (the template writes them); `<refer_box>` only
-    in user turns and `<ground_box>` only in answers, as many as there are boxes; `<refer_feat>` absent or once per
-    `<refer_box>`; boxes inside the image with `x1 < x2` and `y1 < y2`.
+    Checks: the image exists, can be read and has the record's `width`/`height` (when given); turns alternate
+    user/assistant, start with the user and end with an answer, and are non-empty; no turn holds Groma's
+    `<image>`/`<region>` placeholders (the template writes them); `<refer_box>` only in user turns and `<ground_box>`
+    only in answers, as many as there are boxes; `<refer_feat>` absent or once per `<refer_box>`; boxes inside the
+    image with `x1 < x2` and `y1 < y2`.
 
     Args:
         record: A conversation record (see the module docstring).
@@ -158,7 +180,8 @@ def check_conversation_record(record: dict, max_refer_boxes: int) -> None:
 
 
 def check_detection_record(record: dict) -> None:
-    """Raise [`InvalidRecordError`] if the image is missing or a box is empty or outside the image."""
+    """Raise [`InvalidRecordError`] if the image is missing, unreadable or not of the record's size, or a box is empty
+    or outside the image."""
     _check_boxes(record["boxes"], check_image_file(record), "boxes")
 
 
@@ -169,11 +192,16 @@ class RecordAdapter(ABC):
 
     @abstractmethod
     def entries(self, source: DataSource) -> Iterator[tuple[str, Any]]:
-        """Yield `(record id, raw entry)` pairs; the id names the entry in messages (file and index or image id)."""
+        """Yield `(record id, raw entry)` pairs; the id names the entry in messages (its index, line, image id or own
+        `id`)."""
 
     @abstractmethod
-    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | None:
-        """Turn a raw entry into a record, or None when the original pipeline filters it out (e.g. no boxes).
+    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | str:
+        """Turn a raw entry into a record, or return why the original pipeline leaves the entry out (a short phrase,
+        e.g. `"images without a usable box"`).
+
+        A record may carry `LEFT_OUT`: a `Counter` of its annotations that the conversion dropped or clipped, by
+        reason. [`build_records`] counts both kinds and logs the totals.
 
         Raises `InvalidRecordError` (or `KeyError`, `TypeError`, ... on missing or mistyped fields) for a malformed
         entry.
@@ -188,6 +216,9 @@ def build_records(
     skip_bad_records: bool,
 ) -> Dataset:
     """Convert and check the entries of a source; raise on the first bad one, or drop the bad ones and log how many.
+
+    Entries and annotations that the original pipeline leaves out (tiny images, crowd boxes, ...) are counted per
+    reason and logged with the number of records kept.
 
     With `source.ratio < 1`, a seeded random subset of the entries is drawn first (the original drew it with the
     unseeded global NumPy RNG, so every process could train on a different subset).
@@ -216,13 +247,16 @@ def build_records(
         entries = [entries[index] for index in sorted(sampled)]
         logger.info(f"{source.name}: training on {len(entries)} records (ratio {source.ratio}).")
     rng = random.Random(f"{seed}:{source.name}")
-    records, problems = [], []
+    records, problems, left_out = [], [], Counter()
     for record_id, entry in entries:
         try:
             record = adapter.convert(entry, source, rng)
-            if record is None:
+            if isinstance(record, str):
+                left_out[record] += 1
                 continue
-            check({**record, "id": record_id})
+            record = {**record, "id": record_id}
+            record_left_out = record.pop(LEFT_OUT, Counter())
+            check(record)
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as error:
             problem = str(error) if isinstance(error, InvalidRecordError) else f"malformed entry ({error!r})"
             message = f"{source.name}: record {record_id}: {problem}"
@@ -232,13 +266,19 @@ def build_records(
                 ) from error
             problems.append(message)
             continue
-        records.append({**record, "id": record_id})
+        left_out += record_left_out
+        records.append(record)
+    summary = f"{source.name}: kept {len(records)} of {len(entries)} entries"
+    if left_out:
+        counts = "; ".join(f"{reason}: {count}" for reason, count in sorted(left_out.items()))
+        summary += f"; left out or clipped as the original loaders do: {counts}"
     if problems:
         shown = "\n  ".join(problems[:_PROBLEMS_SHOWN])
         logger.warning(
-            f"Skipped {len(problems)} bad record(s) of {source.name} (`skip_bad_records`), kept {len(records)}; "
-            f"first problems:\n  {shown}"
+            f"{summary}; skipped {len(problems)} bad record(s) (`skip_bad_records`), first problems:\n  {shown}"
         )
+    else:
+        logger.info(f"{summary}.")
     if not records:
         raise ValueError(f"{source.name}: no usable record in {source.annotation_file}.")
     return Dataset.from_list(records, features=adapter.features)

@@ -3,7 +3,8 @@
 Every adapter writes its task in Groma's trained phrasing (spec §3.4): one instruction drawn (seeded) from the
 task's templates, answers with `<p>phrase</p><roi><ground_box>...</roi>` markup, user boxes as
 `<roi><refer_box></roi><refer_feat>`. Boxes are pixel `[x1, y1, x2, y2]`. For the public datasets the boxes are
-filtered and clipped to the image as the original loaders did; the custom format is checked strictly instead.
+filtered and clipped to the image as the original loaders did (`build_records` logs how many entries and boxes
+were left out or clipped, per reason); the custom format is checked strictly instead.
 
 | `type` | Data (annotation file) | Task |
 |---|---|---|
@@ -22,7 +23,7 @@ import json
 import os
 import random
 from abc import abstractmethod
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,20 +47,26 @@ from ..tokens import (
     IMAGE_TOKEN,
     PHRASE_END_TOKEN,
     PHRASE_START_TOKEN,
+    REFER_BOX_TOKEN,
     ROI_END_TOKEN,
     ROI_START_TOKEN,
 )
 from .data_config import DataSource
-from .records import InvalidRecordError, RecordAdapter, image_size
+from .records import LEFT_OUT, InvalidRecordError, RecordAdapter, read_image_size
 
 
 MIN_IMAGE_SIDE = 32  # the original drops RefCOCO/VG/Flickr images whose shorter side is below this
 MAX_VG_REGIONS = 10  # regions per multi-round Visual Genome conversation
 VG_NMS_THRESHOLD = 0.6
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}
+# Reasons `build_records` counts entries and boxes by (see `RecordAdapter.convert`).
+SMALL_IMAGE = f"images with a side under {MIN_IMAGE_SIDE} px"
+NO_BOX = "images without a usable box"
+CLIPPED = "boxes clipped to the image"
 
 
 def read_json(path: str) -> Any:
+    """The content of a UTF-8 JSON file."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 
@@ -69,24 +76,41 @@ def image_path(source: DataSource, file_name: str) -> str:
     return os.path.join(source.image_dir, file_name)
 
 
-def clip_xywh(box: list, width: float, height: float) -> list[float]:
-    """A pixel `[x, y, w, h]` box as `[x1, y1, x2, y2]` clipped to the image (the original clamps every box)."""
+def xywh_to_xyxy(box: list) -> list[float]:
+    """A pixel `[x, y, w, h]` box as `[x1, y1, x2, y2]`."""
     x, y, w, h = (float(value) for value in box)
-    return [max(x, 0.0), max(y, 0.0), min(x + w, float(width)), min(y + h, float(height))]
+    return [x, y, x + w, y + h]
 
 
-def coco_box(annotation: dict, width: float, height: float) -> list[float] | None:
-    """A COCO annotation's box as clipped `[x1, y1, x2, y2]`, or None where mmdet's loader drops it.
+def clip_box(box: list[float], width: float, height: float) -> list[float]:
+    """An `[x1, y1, x2, y2]` box clipped to a `width` x `height` image (the original clamps every box)."""
+    x1, y1, x2, y2 = box
+    return [max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))]
+
+
+def coco_boxes(annotations: list[dict], width: float, height: float) -> tuple[list[tuple[list[float], dict]], Counter]:
+    """The `(box, annotation)` pairs of COCO annotations that mmdet's loader keeps, boxes as `[x1, y1, x2, y2]`
+    clipped to the image, and a `Counter` of the annotations dropped or clipped, by reason.
 
     Dropped: `ignore`/crowd annotations, boxes with `w < 1`, `h < 1` or `area <= 0`, and boxes outside the image.
     """
-    if annotation.get("ignore", False) or annotation.get("iscrowd", False):
-        return None
-    _, _, w, h = annotation["bbox"]
-    if w < 1 or h < 1 or annotation.get("area", w * h) <= 0:
-        return None
-    box = clip_xywh(annotation["bbox"], width, height)
-    return box if box[2] > box[0] and box[3] > box[1] else None
+    kept, left_out = [], Counter()
+    for annotation in annotations:
+        _, _, w, h = annotation["bbox"]
+        if annotation.get("ignore", False) or annotation.get("iscrowd", False):
+            left_out["crowd or ignored boxes dropped"] += 1
+            continue
+        if w < 1 or h < 1 or annotation.get("area", w * h) <= 0:
+            left_out["boxes under 1 px or without area dropped"] += 1
+            continue
+        box = xywh_to_xyxy(annotation["bbox"])
+        clipped = clip_box(box, width, height)
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            left_out["boxes outside the image dropped"] += 1
+            continue
+        left_out[CLIPPED] += clipped != box
+        kept.append((clipped, annotation))
+    return kept, left_out
 
 
 def conversation(*turns: str) -> list[dict]:
@@ -106,7 +130,9 @@ def record(
     ground_boxes: list | None = None,
     width: int | None = None,
     height: int | None = None,
+    left_out: Counter | None = None,
 ) -> dict:
+    """A conversation record (see `records`); `left_out` counts the annotations the conversion dropped or clipped."""
     return {
         "image": image,
         "messages": messages,
@@ -114,6 +140,7 @@ def record(
         "ground_boxes": ground_boxes or [],
         "width": width,
         "height": height,
+        LEFT_OUT: left_out or Counter(),
     }
 
 
@@ -139,23 +166,29 @@ class CocoStyleAdapter(RecordAdapter):
     min_image_side = 0
     entries = staticmethod(coco_entries)
 
-    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | None:
+    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | str:
         image, annotations, categories = entry
         width, height = int(image["width"]), int(image["height"])
         if min(width, height) < self.min_image_side:
-            return None
-        boxes = [(box, annotation) for annotation in annotations if (box := coco_box(annotation, width, height))]
+            return SMALL_IMAGE
+        boxes, left_out = coco_boxes(annotations, width, height)
         if not boxes:
-            return None
+            return NO_BOX
         file_name = image.get("file_name") or os.path.basename(image["coco_url"])  # LVIS only has `coco_url`
-        messages, refer_boxes, ground_boxes = self.build(image, boxes, categories, rng)
-        return record(image_path(source, file_name), messages, refer_boxes, ground_boxes, width, height)
+        messages, refer_boxes, ground_boxes = self.build(image, boxes, categories, rng, left_out)
+        return record(image_path(source, file_name), messages, refer_boxes, ground_boxes, width, height, left_out)
 
     @abstractmethod
     def build(
-        self, image: dict, boxes: list[tuple[list[float], dict]], categories: dict, rng: random.Random
+        self,
+        image: dict,
+        boxes: list[tuple[list[float], dict]],
+        categories: dict,
+        rng: random.Random,
+        left_out: Counter,
     ) -> tuple[list[dict], list, list]:
-        """Messages, refer boxes and ground boxes of one image given its kept `(box, annotation)` pairs."""
+        """Messages, refer boxes and ground boxes of one image given its kept `(box, annotation)` pairs; boxes the
+        format leaves out are counted in `left_out`, by reason."""
 
 
 class RefCocoRecAdapter(CocoStyleAdapter):
@@ -163,7 +196,7 @@ class RefCocoRecAdapter(CocoStyleAdapter):
 
     min_image_side = MIN_IMAGE_SIDE
 
-    def build(self, image, boxes, categories, rng):
+    def build(self, image, boxes, categories, rng, left_out):
         query = rec_prompt(image["caption"], rng.randrange(len(REC_TEMPLATES)))
         return conversation(query, ground_answer(1)), [], [boxes[0][0]]
 
@@ -173,7 +206,7 @@ class RefCocoCaptionAdapter(CocoStyleAdapter):
 
     min_image_side = MIN_IMAGE_SIDE
 
-    def build(self, image, boxes, categories, rng):
+    def build(self, image, boxes, categories, rng, left_out):
         query = region_caption_prompt(
             detailed=True, template_index=rng.randrange(len(DETAILED_REGION_CAPTION_TEMPLATES))
         )
@@ -192,10 +225,11 @@ class VisualGenomeAdapter(CocoStyleAdapter):
     def __init__(self, multi_round: bool):
         self.multi_round = multi_round
 
-    def build(self, image, boxes, categories, rng):
+    def build(self, image, boxes, categories, rng, left_out):
         unique = {}
         for box, annotation in boxes:
             unique.setdefault(tuple(box), annotation["caption"])
+        left_out["duplicate boxes dropped"] += len(boxes) - len(unique)
         regions = list(unique.items())
         if self.multi_round:
             scores = torch.tensor([rng.random() for _ in regions])
@@ -219,7 +253,7 @@ class Flickr30kAdapter(CocoStyleAdapter):
 
     min_image_side = MIN_IMAGE_SIDE
 
-    def build(self, image, boxes, categories, rng):
+    def build(self, image, boxes, categories, rng, left_out):
         caption = image["caption"]
         span_boxes = defaultdict(list)
         for box, annotation in boxes:
@@ -228,6 +262,7 @@ class Flickr30kAdapter(CocoStyleAdapter):
         answer, ground_boxes, position = "", [], 0
         for (start, end), span_box_list in sorted(span_boxes.items()):
             if start < position:
+                left_out["boxes of a phrase overlapping an earlier phrase dropped"] += len(span_box_list)
                 continue
             phrase = PHRASE_START_TOKEN + caption[start:end] + PHRASE_END_TOKEN
             answer += caption[position:start] + phrase + ground_answer(len(span_box_list))
@@ -241,7 +276,7 @@ class Flickr30kAdapter(CocoStyleAdapter):
 class CategoryGroundingAdapter(CocoStyleAdapter):
     """COCO / LVIS category grounding: one category of the image (drawn with the seeded RNG), all its instances."""
 
-    def build(self, image, boxes, categories, rng):
+    def build(self, image, boxes, categories, rng, left_out):
         by_category = defaultdict(list)
         for box, annotation in boxes:
             by_category[categories[annotation["category_id"]]].append(box)
@@ -259,30 +294,28 @@ def json_list_entries(source: DataSource) -> Iterator[tuple[str, Any]]:
 class GritAdapter(RecordAdapter):
     """GRIT REC: `{filename, caption, ref_exps: [[start, end, x1, y1, x2, y2, ...], ...]}`, boxes normalized.
 
-    One referring expression is drawn (seeded); every box annotated with the same span is a target. The image size
-    comes from optional `width`/`height` fields or the image file.
+    One referring expression is drawn (seeded); every box annotated with the same span is a target. The boxes are
+    scaled by the image file's size (optional `width`/`height` fields must match it).
     """
 
     entries = staticmethod(json_list_entries)
 
     def convert(self, entry, source, rng):
         path = image_path(source, entry["filename"])
-        if entry.get("width") and entry.get("height"):
-            width, height = int(entry["width"]), int(entry["height"])
-        elif os.path.isfile(path):
-            height, width = image_size({"image": path})
-        else:
-            raise InvalidRecordError(f"image file {path!r} does not exist (and the entry has no width/height)")
+        height, width = read_image_size(path)
         chosen = rng.choice(entry["ref_exps"])
         start, end = int(chosen[0]), int(chosen[1])
-        scale = [width, height, width, height]
-        boxes = [
-            [min(max(float(value), 0.0), 1.0) * size for value, size in zip(ref_exp[2:6], scale)]
+        targets = [
+            [float(value) for value in ref_exp[2:6]]
             for ref_exp in entry["ref_exps"]
             if int(ref_exp[0]) == start and int(ref_exp[1]) == end
         ]
+        clipped = [clip_box(box, 1.0, 1.0) for box in targets]
+        boxes = [[x1 * width, y1 * height, x2 * width, y2 * height] for x1, y1, x2, y2 in clipped]
+        left_out = Counter({CLIPPED: sum(box != target for box, target in zip(clipped, targets))})
         query = rec_prompt(entry["caption"][start:end], rng.randrange(len(REC_TEMPLATES)))
-        return record(path, conversation(query, ground_answer(len(boxes))), [], boxes, width, height)
+        messages = conversation(query, ground_answer(len(boxes)))
+        return record(path, messages, [], boxes, entry.get("width"), entry.get("height"), left_out)
 
 
 class LlavaAdapter(RecordAdapter):
@@ -311,6 +344,9 @@ def conversation_with_boxes(
 
     The boxes named by a user turn's ids fill its `<refer_box>` placeholders, those of an answer its `<ground_box>`
     placeholders, in order.
+
+    Raises:
+        InvalidRecordError: if a turn's ids are not indices into `boxes`, or are not one per placeholder of the turn.
     """
     messages, refer_boxes, ground_boxes = [], [], []
     for index, turn in enumerate(turns):
@@ -322,6 +358,12 @@ def conversation_with_boxes(
             raise InvalidRecordError(
                 f"turn {index}: `{box_ids_key}` must be a list of indices into `boxes` (0..{len(boxes) - 1}), "
                 f"got {box_ids!r}"
+            )
+        placeholder = REFER_BOX_TOKEN if role == "user" else GROUND_BOX_TOKEN
+        if len(box_ids) != turn["value"].count(placeholder):
+            raise InvalidRecordError(
+                f"turn {index} ({turn['from']}) has {turn['value'].count(placeholder)} {placeholder} placeholder(s) "
+                f"but {len(box_ids)} `{box_ids_key}`: list one box per placeholder of the turn, in order"
             )
         (refer_boxes if role == "user" else ground_boxes).extend(boxes[box_id] for box_id in box_ids)
         messages.append({"role": role, "content": (user_prefix if role == "user" else "") + turn["value"]})
@@ -338,9 +380,11 @@ class GromaInstructAdapter(RecordAdapter):
 
     def convert(self, entry, source, rng):
         width, height = int(entry["width"]), int(entry["height"])
-        boxes = [clip_xywh(box, width, height) for box in entry["boxes"]]
+        targets = [xywh_to_xyxy(box) for box in entry["boxes"]]
+        boxes = [clip_box(box, width, height) for box in targets]
+        left_out = Counter({CLIPPED: sum(box != target for box, target in zip(boxes, targets))})
         messages, _, ground_boxes = conversation_with_boxes(entry["conversation"], boxes, "box_inds", GROUNDING_TOKEN)
-        return record(image_path(source, entry["file_name"]), messages, [], ground_boxes, width, height)
+        return record(image_path(source, entry["file_name"]), messages, [], ground_boxes, width, height, left_out)
 
 
 class CustomJsonlAdapter(RecordAdapter):
@@ -363,35 +407,41 @@ class CustomJsonlAdapter(RecordAdapter):
       grounds a phrase in boxes with `<p>phrase</p><roi><ground_box></roi>` (the model learns to answer with that
       region's `<rK>` token). `box_ids` lists, in placeholder order, the box of every `<refer_box>` (human turn) or
       `<ground_box>` (gpt turn) of that turn. Start a human turn with `[grounding]` to ask for a grounded answer;
-    - optional `id` (used in error messages instead of the line number), `width` and `height` (otherwise read from
-      the image).
+    - optional `id` (names the record in error messages instead of its line number), `width` and `height` (the
+      image's size, checked against the file).
 
     Unlike the public datasets, boxes are not clipped: a box outside its image is an error (or skipped with
     `--skip_bad_records`).
     """
 
     def entries(self, source):
+        """`(id, entry)` per non-empty line: its parsed JSON (an `InvalidRecordError` when it is not valid JSON), named
+        by its `id` field when it has one, else by its line number."""
         with open(source.annotation_file, encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, start=1):
-                if line.strip():
-                    yield f"line {line_number}", line
+                if not line.strip():
+                    continue
+                try:
+                    data = json.loads(line)
+                except json.JSONDecodeError as error:
+                    data = InvalidRecordError(f"not valid JSON ({error})")
+                has_id = isinstance(data, dict) and data.get("id") is not None
+                yield (str(data["id"]) if has_id else f"line {line_number}"), data
 
     def convert(self, entry, source, rng):
-        try:
-            data = json.loads(entry)
-        except json.JSONDecodeError as error:
-            raise InvalidRecordError(f"not valid JSON ({error})") from error
-        if not isinstance(data, dict) or "image" not in data or "conversations" not in data:
+        if isinstance(entry, InvalidRecordError):
+            raise entry
+        if not isinstance(entry, dict) or "image" not in entry or "conversations" not in entry:
             raise InvalidRecordError("a line must be a JSON object with `image` and `conversations`")
-        boxes = [[float(value) for value in box] for box in data.get("boxes", [])]
-        messages, refer_boxes, ground_boxes = conversation_with_boxes(data["conversations"], boxes, "box_ids")
+        boxes = [[float(value) for value in box] for box in entry.get("boxes", [])]
+        messages, refer_boxes, ground_boxes = conversation_with_boxes(entry["conversations"], boxes, "box_ids")
         return record(
-            image_path(source, data["image"]),
+            image_path(source, entry["image"]),
             messages,
             refer_boxes,
             ground_boxes,
-            data.get("width"),
-            data.get("height"),
+            entry.get("width"),
+            entry.get("height"),
         )
 
 

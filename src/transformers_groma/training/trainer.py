@@ -101,6 +101,12 @@ class GromaDetectionTrainer(GromaTrainer):
         ignore_keys: list[str] | None = None,
         metric_key_prefix: str = "eval",
     ) -> dict[str, float]:
+        """Class-agnostic COCO box AP/AR of the proposals (`max_detections` per image) and the mean detection loss
+        over `eval_dataset` (default: the trainer's), logged and returned as `{metric_key_prefix}_<name>`.
+
+        Raises:
+            ValueError: if the trainer was built without `coco_gt`, the ground truth the metrics are computed against.
+        """
         if self.coco_gt is None:
             raise ValueError("Detection evaluation needs the ground truth: pass `--validation_annotation_file`.")
         dataloader = self.get_eval_dataloader(eval_dataset)
