@@ -1,12 +1,16 @@
 """`groma predict`: the offline tiny path, a saved model folder, pictures, JSON, batching and error messages."""
 
+import argparse
 import json
 import shutil
 
 import pytest
+import torch
 from PIL import Image
 
+from transformers_groma import cli
 from transformers_groma.cli import demo_image, main
+from transformers_groma.modeling import GromaForConditionalGeneration
 from transformers_groma.tiny import tiny_groma_model, tiny_groma_processor
 
 from .fixtures import GROMA_FIXTURE, requires_groma_fixture
@@ -86,6 +90,119 @@ def test_bad_inputs_get_clear_messages(saved_model, tmp_path):
         main(["predict", "--tiny", "--image", str(image), "--image", str(image), "--box", "1,1,5,5"])
     with pytest.raises(SystemExit):
         main(["predict", "--tiny", "--box", "1,2,3"])
+
+
+@pytest.fixture
+def no_model_loading(monkeypatch):
+    """Fails a test that loads a model: the checks under test must come first."""
+
+    def load_model_and_processor(*args):
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr(cli, "load_model_and_processor", load_model_and_processor)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--batch_size", "-1"], "argument --batch_size: expected a positive integer, got '-1'"),
+        (["--batch_size", "0"], "argument --batch_size: expected a positive integer, got '0'"),
+        (["--max_new_tokens", "0"], "argument --max_new_tokens: expected a positive integer, got '0'"),
+        (["--max_new_tokens", "ten"], "argument --max_new_tokens: expected a positive integer, got 'ten'"),
+        (["--device", "foo"], "argument --device: expected a device such as cpu, cuda or cuda:1, got 'foo'"),
+    ],
+)
+def test_bad_option_values_are_parser_errors(no_model_loading, capsys, options, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "--tiny", *options])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_devices_that_are_not_there_are_parser_errors(no_model_loading, capsys, monkeypatch):
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1", "mps"):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["predict", "--tiny", "--device", device])
+        assert exit_info.value.code == 2
+        assert (
+            f"argument --device: '{device}' is not available on this machine (available: cpu)"
+            in capsys.readouterr().err
+        )
+
+
+def test_device_index_must_exist(monkeypatch):
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device("cuda"))
+    monkeypatch.setattr(torch.accelerator, "device_count", lambda: 2)
+    assert cli.parse_device("cuda:1") == torch.device("cuda", 1) and cli.parse_device("cpu") == torch.device("cpu")
+    with pytest.raises(argparse.ArgumentTypeError, match="'cuda:2': this machine has 2 cuda device"):
+        cli.parse_device("cuda:2")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'mps' is not available .*\(available: cpu and cuda\)"):
+        cli.parse_device("mps")
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        ("answer.txt", r"--output .*answer.txt: expected a picture file name such as out.png"),
+        ("picture", r"--output .*picture: expected a picture file name"),
+        ("missing/out.png", r"--output .*missing/out.png: the folder .*missing does not exist"),
+        ("folder.png", r"--output .*folder.png is a folder"),
+    ],
+)
+def test_bad_output_is_refused_before_loading(no_model_loading, tmp_path, output, message):
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(SystemExit, match=message):
+        main(["predict", "--tiny", "--output", str(tmp_path / output)])
+
+
+def test_box_errors_name_the_option_before_loading(no_model_loading, tmp_path):
+    image = tmp_path / "img.png"
+    demo_image(100).save(image)
+    with pytest.raises(
+        SystemExit, match=r"`--box\[1\]` = \[10.0, 10.0, 500.0, 50.0\] is not inside the image of width 100"
+    ):
+        main(["predict", "--tiny", "--image", str(image), "--box", "1,1,5,5", "--box", "10,10,500,50"])
+    # without --image the box refers to the 448 x 448 demo image
+    with pytest.raises(SystemExit, match=r"`--box\[0\]` = .* is empty"):
+        main(["predict", "--tiny", "--box", "30,10,20,50"])
+
+
+def test_folder_without_processor_files_gets_a_message(tmp_path):
+    tiny_groma_model().save_pretrained(tmp_path)
+    with pytest.raises(SystemExit, match=r"--model .* cannot be loaded: .*\nA converted folder holds the weights"):
+        main(["predict", "--model", str(tmp_path)])
+
+
+def test_answers_are_printed_when_the_picture_cannot_be_saved(tmp_path, capsys, monkeypatch):
+    def save(self, path, *args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    with pytest.raises(SystemExit, match=r"could not save the picture .*out.png: No space left on device"):
+        main(["predict", "--tiny", "--max_new_tokens", "2", "--output", str(tmp_path / "out.png")])
+    printed = capsys.readouterr().out
+    assert "[<demo image>] [grounding]Please briefly describe this image.\n  -> " in printed
+    assert f"picture: {tmp_path / 'out.png'}" in printed
+
+
+def test_tiny_bfloat16_keeps_the_vision_path_and_pixels_in_float32(capsys, monkeypatch):
+    seen = {}
+    generate = GromaForConditionalGeneration.generate
+
+    def spy(self, **kwargs):
+        seen.update(pixels=kwargs["pixel_values"].dtype, vision=self.model.vision_tower.dtype, llm=self.dtype)
+        return generate(self, **kwargs)
+
+    monkeypatch.setattr(GromaForConditionalGeneration, "generate", spy)
+    regions = {}
+    for dtype in ("float32", "bfloat16"):
+        main(["predict", "--tiny", "--dtype", dtype, "--max_new_tokens", "2", "--json"])
+        (result,) = json.loads(capsys.readouterr().out)
+        regions[dtype] = result["regions"]
+    assert seen == {"pixels": torch.float32, "vision": torch.float32, "llm": torch.bfloat16}
+    # the float32 proposer selects the same regions whatever the language model's dtype
+    assert regions["bfloat16"] == regions["float32"] and regions["float32"]
 
 
 @requires_groma_fixture

@@ -1,10 +1,17 @@
-"""The README's quickstart runs as written against a saved tiny model."""
+"""The README's quickstart runs as written against a saved tiny model, and draws the box of a grounded answer."""
 
 import re
 from pathlib import Path
 
+import pytest
+from PIL import Image
+
 from transformers_groma.cli import demo_image
+from transformers_groma.modeling import GromaForConditionalGeneration
+from transformers_groma.processing import BOX_COLORS
 from transformers_groma.tiny import tiny_groma_model, tiny_groma_processor
+
+from .test_pipeline import forced_answer, pixel_box
 
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -25,13 +32,32 @@ def test_first_lines_are_the_two_setup_commands():
 
 def test_quickstart_runs_against_a_saved_tiny_model(tmp_path, monkeypatch):
     model_dir = tmp_path / "tiny-groma"
-    tiny_groma_model().save_pretrained(model_dir)
-    tiny_groma_processor().save_pretrained(model_dir)
+    # A zero score threshold keeps every proposal, so that region 0 exists.
+    tiny_groma_model(box_score_threshold=0.0).save_pretrained(model_dir)
+    processor = tiny_groma_processor()
+    processor.save_pretrained(model_dir)
     demo_image(112).save(tmp_path / "dog.jpg")
     code = quickstart_code()
     assert len(code.strip().splitlines()) <= 15
+
+    # The random model answers with the markup of a grounded phrase: `<p>x</p><roi><r0></roi></s>`.
+    generate = GromaForConditionalGeneration.generate
+    monkeypatch.setattr(
+        GromaForConditionalGeneration,
+        "generate",
+        lambda self, **kwargs: generate(self, **kwargs, logits_processor=forced_answer(processor)),
+    )
     monkeypatch.chdir(tmp_path)
     namespace = {}
     exec(code.replace('"groma-7b-finetune-native"', repr(str(model_dir))), namespace)
-    assert (tmp_path / "dog-grounded.png").is_file()
-    assert set(namespace["result"]) == {"text", "entities"}
+
+    (width, height) = namespace["image"].size
+    box = pixel_box(namespace["out"].region_boxes[0][0].tolist(), width, height)
+    assert namespace["result"] == {
+        "text": "x",
+        "entities": [{"phrase": "x", "boxes": [pytest.approx(box, abs=1e-4)], "region_indices": [0], "span": (0, 1)}],
+    }
+    x1, y1, x2, y2 = box
+    assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+    picture = Image.open(tmp_path / "dog-grounded.png")
+    assert picture.getpixel((round(x1) + 1, round((y1 + y2) / 2))) == BOX_COLORS[0]

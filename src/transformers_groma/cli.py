@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
 
 from .conversion.checkpoint_io import DTYPES
-from .processing import draw_grounding, draw_proposals, normalized_cxcywh_to_pixel_xyxy
+from .processing import draw_grounding, draw_proposals, normalized_cxcywh_to_pixel_xyxy, validate_pixel_boxes
 
 
 TINY_QUERY = "[grounding]Please briefly describe this image."
@@ -78,19 +78,59 @@ def check_options(args: argparse.Namespace, family: str) -> None:
         )
 
 
-def load_model_and_processor(args: argparse.Namespace, device: str, dtype: torch.dtype):
-    """The model (eval mode, on `device`) and processor from a converted folder, or an in-memory tiny pair."""
+def check_boxes(args: argparse.Namespace) -> None:
+    """Exit with a message naming --box for a box that is empty or not inside the (single) image it refers to."""
+    if not args.box:
+        return
+    try:
+        image = open_image(args.image[0] if args.image else None)
+        validate_pixel_boxes(args.box, image.size[::-1], argument_name="--box")
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from error
+
+
+def check_output(output: str) -> None:
+    """Exit with a clear message, before any model is loaded, for an --output that cannot be saved: a suffix that
+    PIL cannot write, a folder, or a path in a folder that does not exist."""
+    path = Path(output)
+    if Image.registered_extensions().get(path.suffix.lower()) not in Image.SAVE:
+        raise SystemExit(f"error: --output {output}: expected a picture file name such as out.png or out.jpg.")
+    if path.is_dir():
+        raise SystemExit(f"error: --output {output} is a folder; give a picture file name such as {path / 'out.png'}.")
+    if not path.parent.is_dir():
+        raise SystemExit(f"error: --output {output}: the folder {path.parent} does not exist.")
+
+
+def load_model_and_processor(
+    args: argparse.Namespace, device: torch.device, dtype: torch.dtype
+) -> tuple[PreTrainedModel, ProcessorMixin]:
+    """The model (eval mode, on `device`) and processor from a converted folder, or an in-memory tiny pair.
+
+    With a 16-bit `dtype`, a Groma model keeps its vision path in float32 when `config.keep_vision_path_fp32` (as
+    `from_pretrained` does). A folder whose processor or weights cannot be loaded exits with the reason.
+    """
     if args.tiny:
+        from .conversion.convert_groma_to_hf import cast_for_storage
         from .tiny import tiny_groma_model, tiny_groma_processor
 
         # Keep every proposal above a zero score so the demo picture shows the proposer's regions.
-        return tiny_groma_model(box_score_threshold=0.0).to(device=device, dtype=dtype), tiny_groma_processor()
+        model = cast_for_storage(tiny_groma_model(box_score_threshold=0.0), dtype)
+        return model.to(device), tiny_groma_processor()
     if args.tiny_groundinggpt:
         from .tiny import tiny_groundinggpt_model, tiny_groundinggpt_processor
 
         return tiny_groundinggpt_model().to(device=device, dtype=dtype), tiny_groundinggpt_processor()
-    model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype).to(device).eval()
-    return model, AutoProcessor.from_pretrained(args.model)
+    try:
+        # The processor first: it is quick to load, and a folder without its files fails before the weights load.
+        processor = AutoProcessor.from_pretrained(args.model)
+        model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype).to(device).eval()
+    except OSError as error:
+        raise SystemExit(
+            f"error: --model {args.model} cannot be loaded: {error}\nA converted folder holds the weights, "
+            "config.json and the processor files (tokenizer, preprocessor_config.json) that `groma-convert` and "
+            "`save_pretrained` write."
+        ) from error
+    return model, processor
 
 
 def demo_image(size: int = 448) -> Image.Image:
@@ -149,7 +189,7 @@ def batched(jobs: list[dict], batch_size: int, desc: str) -> Iterable[list[dict]
     return tqdm(batches, desc=desc, disable=len(jobs) <= 3)
 
 
-def chat_prompt(processor, query: str, num_boxes: int) -> str:
+def chat_prompt(processor: ProcessorMixin, query: str, num_boxes: int) -> str:
     """The original inference prompt around `query`; referred boxes go after the query unless it places them."""
     content = [{"type": "image"}, {"type": "text", "text": query}]
     if num_boxes and "<refer_box>" not in query:
@@ -158,7 +198,9 @@ def chat_prompt(processor, query: str, num_boxes: int) -> str:
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
-def predict(args: argparse.Namespace, model, processor, jobs: list[dict]) -> list[dict]:
+def predict(
+    args: argparse.Namespace, model: PreTrainedModel, processor: ProcessorMixin, jobs: list[dict]
+) -> list[dict]:
     """Run every (image, query) job on a Groma model; returns one result dict per job."""
     results = []
     for batch in batched(jobs, args.batch_size, desc="groma"):
@@ -166,8 +208,9 @@ def predict(args: argparse.Namespace, model, processor, jobs: list[dict]) -> lis
         queries = [job["query"] or TINY_QUERY for job in batch]
         prompts = [chat_prompt(processor, query, len(args.box or [])) for query in queries]
         boxes = [args.box] * len(batch) if args.box else None
+        # pixel_values stay float32: the model casts them to its vision tower's dtype (float32 with a 16-bit LLM when
+        # `config.keep_vision_path_fp32`), which `model.dtype` (the LLM's) does not tell.
         inputs = processor(images=images, text=prompts, boxes=boxes, return_tensors="pt").to(model.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
         output = model.generate(
             **inputs, max_new_tokens=args.max_new_tokens, do_sample=False, return_dict_in_generate=True
         )
@@ -205,16 +248,29 @@ def describe(result: dict) -> str:
     return "\n".join(lines)
 
 
-def save_pictures(results: list[dict], output: str, draw: Callable[[dict], Image.Image | None]) -> None:
-    """Save `draw(result)` of every result that has a picture (`output`, or `output` with `_i` for several results)
-    and record its path under `picture`."""
+def draw_pictures(
+    results: list[dict], output: str, draw: Callable[[dict], Image.Image | None]
+) -> dict[Path, Image.Image]:
+    """`draw(result)` of every result that has a picture, by the path to save it at (`output`, or `output` with `_i`
+    for several results); each such result records that path under `picture`."""
     target = Path(output)
+    pictures = {}
     for i, result in enumerate(results):
         picture = draw(result)
         if picture is not None:
             path = target if len(results) == 1 else target.with_name(f"{target.stem}_{i}{target.suffix}")
-            picture.save(path)
+            pictures[path] = picture
             result["picture"] = str(path)
+    return pictures
+
+
+def save_pictures(pictures: dict[Path, Image.Image]) -> None:
+    """Save the pictures of [`draw_pictures`]; exits with the reason when one cannot be written."""
+    for path, picture in pictures.items():
+        try:
+            picture.save(path)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"error: could not save the picture {path}: {error}") from error
 
 
 def family_handlers(family: str) -> tuple[Callable, Callable, Callable]:
@@ -227,7 +283,34 @@ def family_handlers(family: str) -> tuple[Callable, Callable, Callable]:
     return predict, draw_picture, describe
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    if not text.strip().isdecimal() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_device(text: str) -> torch.device:
+    """argparse type: a torch device that exists on this machine (`cpu`, or the accelerator: `cuda`, `cuda:1`...)."""
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise argparse.ArgumentTypeError(f"expected a device such as cpu, cuda or cuda:1, got {text!r}") from error
+    if device.type == "cpu":
+        return device
+    accelerator = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else None
+    if accelerator is None or accelerator.type != device.type:
+        available = "cpu" if accelerator is None else f"cpu and {accelerator.type}"
+        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine (available: {available})")
+    if device.index is not None and device.index >= torch.accelerator.device_count():
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: this machine has {torch.accelerator.device_count()} {device.type} device(s), numbered from 0"
+        )
+    return device
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The `groma` argument parser: the `predict` command and its options."""
     parser = argparse.ArgumentParser(prog="groma", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     predict_parser = commands.add_parser("predict", help="Answer questions about images, videos and audio.")
@@ -252,9 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", help="Save the annotated picture(s) here (PNG/JPEG); a timeline for GroundingGPT video answers."
     )
     predict_parser.add_argument("--json", action="store_true", help="Print results as JSON.")
-    predict_parser.add_argument("--max_new_tokens", type=int, default=128)
-    predict_parser.add_argument("--batch_size", type=int, default=4)
-    predict_parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available).")
+    predict_parser.add_argument(
+        "--max_new_tokens", type=positive_int, default=128, help="Most tokens to generate per answer (default: 128)."
+    )
+    predict_parser.add_argument(
+        "--batch_size", type=positive_int, default=4, help="Jobs run together in one generate call (default: 4)."
+    )
+    predict_parser.add_argument(
+        "--device", type=parse_device, help="cpu, cuda, cuda:1, ... (default: cuda if available)."
+    )
     predict_parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bfloat16 on CUDA, else float32.")
     return parser
 
@@ -266,24 +355,28 @@ def main(argv: list[str] | None = None) -> None:
     check_options(args, family)
     run, draw, show = family_handlers(family)
     jobs = build_jobs(args)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = DTYPES[args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")]
+    check_boxes(args)
+    if args.output:
+        check_output(args.output)
+    device = args.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = DTYPES[args.dtype or ("bfloat16" if device.type == "cuda" else "float32")]
     model, processor = load_model_and_processor(args, device, dtype)
     try:
         results = run(args, model, processor, jobs)
     except (ImportError, ValueError) as error:
         raise SystemExit(f"error: {error}") from error
-    if args.output:
-        save_pictures(results, args.output, draw)
+    # Drawn before printing (to print where each picture goes) and saved after it, so a failed save loses no answer.
+    pictures = draw_pictures(results, args.output, draw) if args.output else {}
     results = [{key: value for key, value in result.items() if not key.startswith("_")} for result in results]
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()
-        return
-    for result in results:
-        print(show(result))
-        if "picture" in result:
-            print(f"  picture: {result['picture']}")
+    else:
+        for result in results:
+            print(show(result))
+            if "picture" in result:
+                print(f"  picture: {result['picture']}")
+    save_pictures(pictures)
 
 
 if __name__ == "__main__":

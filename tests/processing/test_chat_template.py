@@ -182,6 +182,23 @@ def test_roles_must_alternate(processor, conversation):
         processor.apply_chat_template(conversation)
 
 
+@pytest.mark.parametrize("template", [None, STAGE2_CHAT_TEMPLATE])
+@pytest.mark.parametrize(
+    "conversation",
+    [
+        user_turn("q1") + [{"role": "assistant", "content": "a1"}],
+        user_turn("q1") + [{"role": "assistant", "content": ""}],
+        [{"role": "system", "content": "Be brief."}],
+    ],
+    ids=["answered", "empty-answer", "no-user-turn"],
+)
+def test_generation_prompt_needs_a_final_user_turn(processor, conversation, template):
+    # Otherwise the assistant would answer twice in a row: "ASSISTANT: a1</s>ASSISTANT:".
+    with pytest.raises(TemplateError, match="add_generation_prompt needs a conversation that ends with a user turn"):
+        processor.apply_chat_template(conversation, chat_template=template, add_generation_prompt=True)
+    processor.apply_chat_template(conversation, chat_template=template)  # without a generation prompt: fine
+
+
 def test_assistant_mask_covers_answer_and_eos(processor):
     conversation = user_turn("Hi") + [{"role": "assistant", "content": "Yo"}]
     conversation[0]["content"][0]["image"] = np.zeros((8, 8, 3), dtype=np.uint8)
@@ -215,3 +232,22 @@ def test_template_index_out_of_range(make_prompt, num_templates):
 def test_region_reference_needs_a_box():
     with pytest.raises(ValueError, match="`num_boxes` must be at least 1"):
         region_reference(0)
+
+
+@pytest.mark.parametrize(
+    ("make_prompt", "error", "message"),
+    [
+        (lambda: rec_prompt(""), ValueError, "`expression` must be a non-empty phrase, got ''"),
+        (lambda: rec_prompt("  "), ValueError, "`expression` must be a non-empty phrase, got '  '"),
+        (lambda: rec_prompt(None), TypeError, "`expression` must be a string, got NoneType"),
+        (lambda: category_grounding_prompt(3), TypeError, "`category` must be a string, got int"),
+        (lambda: category_grounding_prompt(" _ "), ValueError, "`category` must be a non-empty phrase, got ' _ '"),
+        (lambda: region_reference(1.5), TypeError, "`num_boxes` must be an int, got float"),
+        (lambda: region_reference(True), TypeError, "`num_boxes` must be an int, got bool"),
+        (lambda: rec_prompt("x", template_index=True), TypeError, "`template_index` must be an int, got bool"),
+        (lambda: grounded_caption_prompt("1"), TypeError, "`template_index` must be an int, got str"),
+    ],
+)
+def test_prompt_helpers_reject_bad_arguments(make_prompt, error, message):
+    with pytest.raises(error, match=message):
+        make_prompt()

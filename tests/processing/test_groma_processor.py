@@ -218,6 +218,14 @@ def test_truncated_placeholders_are_reported(processor):
         processor(images=COFFEE, text=prompt("Hi"), truncation=True, max_length=20)
 
 
+@pytest.mark.parametrize("images", [[], (), [[]], [[], []]])
+def test_no_image_is_reported(processor, images):
+    with pytest.raises(ValueError, match="`images` holds no image: give one image per prompt"):
+        processor(images=images)
+    with pytest.raises(ValueError, match="`images` holds no image"):
+        processor(images=images, text=[])
+
+
 def test_images_only(processor):
     outputs = processor(images=[COFFEE, ASTRONAUT], return_tensors="pt")
     assert set(outputs) == {"pixel_values", "image_sizes"}
@@ -262,6 +270,56 @@ def test_post_process_grounding(processor, caplog):
 def test_post_process_grounding_checks_lengths(processor):
     with pytest.raises(ValueError, match="one entry per sample, got 1, 2 and 1"):
         processor.post_process_grounding([[1]], [REGIONS, REGIONS], [(10, 10)])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (([[1]], None, [(10, 10)]), TypeError, r"`region_boxes` must hold one `\(num_regions, 4\)` tensor .*NoneType"),
+        (([[1]], [REGIONS], 10), TypeError, r"`target_sizes` must hold one `\(height, width\)` pair .*got int"),
+        (
+            ([[1]], [REGIONS], [100]),
+            ValueError,
+            r"`target_sizes\[0\]` must be a positive \(height, width\) pair, got 100",
+        ),
+        (([[1]], [REGIONS], [(0, 10)]), ValueError, r"`target_sizes\[0\]` must be a positive"),
+        (([[1]], [REGIONS[0]], [(10, 10)]), ValueError, r"`region_boxes\[0\]` must have shape \(n, 4\)"),
+        ((torch.tensor([1, 2]), [REGIONS], [(10, 10)]), TypeError, r"got int for `generated_ids\[0\]`.*batch dim"),
+        (([[1, -5]], [REGIONS], [(10, 10)]), ValueError, r"`generated_ids\[0\]` must hold token ids .*got \[-5\]"),
+        ((None, [REGIONS], [(10, 10)]), TypeError, r"`generated_ids` must hold one sequence of token ids per sample"),
+    ],
+)
+def test_post_process_grounding_argument_errors(processor, arguments, error, message):
+    with pytest.raises(error, match=message):
+        processor.post_process_grounding(*arguments)
+
+
+def test_post_process_grounding_ignores_label_padding(processor):
+    generation = ids(processor.tokenizer, "<p>A cup</p><roi><r2></roi>.")
+    # region 2 is (0.75, 0.75, 0.5, 0.5): x and y from 0.5 to 1.0 of 20 pixels
+    padded = [[-100, -100, *generation, -100]]
+    expected = {
+        "text": "A cup.",
+        "entities": [{"phrase": "A cup", "boxes": [[10.0, 10.0, 20.0, 20.0]], "region_indices": [2], "span": (0, 5)}],
+    }
+    assert processor.post_process_grounding(torch.tensor(padded), [REGIONS], target_sizes=[(20, 20)]) == [expected]
+    # sizes as a tensor, boxes in bfloat16 (as a 16-bit model returns them)
+    sizes = torch.tensor([[20, 20]])
+    assert processor.post_process_grounding([generation], [REGIONS.bfloat16()], sizes) == [expected]
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_post_process_grounding_with_the_original_tokenizer(fixture_dir, legacy):
+    # A `legacy=False` tokenizer decodes `is <p>a man</p><roi><r0></roi> in` as `is<p>a man</p><roi><r0></roi>in`.
+    processor = GromaProcessor(GromaImageProcessor(), load_original_tokenizer(fixture_dir, legacy=legacy))
+    text = "There is <p>a man</p><roi><r0></roi> in the picture, next to <p>a dog</p><roi><r1><r2></roi>.</s>"
+    (result,) = processor.post_process_grounding([ids(processor.tokenizer, text)], [REGIONS], [(100, 100)])
+    assert result["text"] == "There is a man in the picture, next to a dog."
+    assert [(entity["phrase"], entity["span"], entity["region_indices"]) for entity in result["entities"]] == [
+        ("a man", (9, 14), [0]),
+        ("a dog", (39, 44), [1, 2]),
+    ]
+    assert processor.post_process_image_text_to_text([ids(processor.tokenizer, text)]) == [result["text"]]
 
 
 def test_post_process_image_text_to_text(processor):

@@ -88,6 +88,9 @@ def entity(phrase, indices, span):
     return {"phrase": phrase, "boxes": [], "region_indices": indices, "span": span}
 
 
+MAN_AND_DOG = [entity("a man", [0], (9, 14)), entity("a dog", [1, 2], (39, 44))]
+
+
 @pytest.mark.parametrize(
     ("text", "clean", "entities"),
     [
@@ -111,9 +114,12 @@ def entity(phrase, indices, span):
         ),
         # unterminated <p>: the phrase is dropped (its text stays), the group after it is bare
         ("<p>a tall tree <roi><r5></roi> here", "a tall tree here", [entity(None, [5], None)]),
-        # unterminated <roi>: dropped with its indices
+        # <roi> interrupted by text: dropped with its indices
         ("<p>sky</p><roi><r1><r2> is blue", "sky is blue", [entity("sky", [], (0, 3))]),
-        ("A bird <roi><r7>", "A bird", []),
+        # <roi> still open at the end of the text or at </s> (max_new_tokens cut it): closed there
+        ("A bird <roi><r7>", "A bird", [entity(None, [7], None)]),
+        ("<p>dog</p><roi><r1>", "dog", [entity("dog", [1], (0, 3))]),
+        ("<p>dog</p> <roi> <r1> <r2> </s>[PAD]", "dog", [entity("dog", [1, 2], (0, 3))]),
         # stray closing tags, stray index tokens, other special tokens
         ("[PAD][PAD]<s> one </p> two </roi> <r9> three<image><sep></s>[PAD]", "one two three", []),
         # empty phrase and empty groups give no entity
@@ -121,6 +127,22 @@ def entity(phrase, indices, span):
         # text that is not markup is kept as is
         ("if a < b and c > d: <r>", "if a < b and c > d: <r>", []),
         ("", "", []),
+        # as a `legacy=False` tokenizer decodes it: no space on either side of the markup
+        (
+            "There is<p>a man</p><roi><r0></roi>in the picture, next to<p>a dog</p><roi><r1><r2></roi>.",
+            "There is a man in the picture, next to a dog.",
+            MAN_AND_DOG,
+        ),
+        # as written, with spaces around the markup
+        (
+            "There is <p>a man</p><roi><r0></roi> in the picture, next to <p>a dog</p> <roi><r1><r2></roi>.",
+            "There is a man in the picture, next to a dog.",
+            MAN_AND_DOG,
+        ),
+        # only two word characters get a space; punctuation keeps its side
+        ("(<p>dog</p><roi><r0></roi>)", "(dog)", [entity("dog", [0], (1, 4))]),
+        ("A<p>dog</p><roi><r0></roi>'s bowl", "A dog's bowl", [entity("dog", [0], (2, 5))]),
+        ("big<p>dog</p>, 2<roi><r3></roi>x", "big dog, 2 x", [entity("dog", [], (4, 7)), entity(None, [3], None)]),
     ],
 )
 def test_parse_grounded_text(text, clean, entities):
@@ -131,6 +153,30 @@ def test_parse_grounded_text(text, clean, entities):
         if parsed["span"] is not None:
             start, end = parsed["span"]
             assert parsed_clean[start:end] == parsed["phrase"]
+
+
+@pytest.mark.parametrize(
+    ("text", "warning"),
+    [
+        ("<p>sky</p><roi><r1><r2> is blue", "Dropping region indices [1, 2]: their <roi> group is interrupted by 'is"),
+        (
+            "<p>x</p><roi><r4><ground_box></roi>",
+            "Dropping region indices [4]: their <roi> group is interrupted by '<gr",
+        ),
+        ("one <r9> two", "Dropping <r9>: region index tokens only count inside a <roi> group."),
+        ("<roi><r1></roi><r2>", "Dropping <r2>"),
+    ],
+)
+def test_parse_grounded_text_warns_when_it_drops_region_indices(caplog, text, warning):
+    with caplog.at_level(logging.WARNING):
+        parse_grounded_text(text)
+    assert warning in caplog.text
+
+
+def test_parse_grounded_text_keeps_quiet_when_nothing_is_dropped(caplog):
+    with caplog.at_level(logging.WARNING):
+        parse_grounded_text("<p>a dog</p><roi><r1></roi> and <p>a cat</p><roi><r2><r3>")
+    assert caplog.text == ""
 
 
 REGIONS = torch.tensor([[0.5, 0.5, 1.0, 1.0], [0.25, 0.25, 0.5, 0.5], [0.75, 0.5, 0.5, 1.0]])

@@ -81,3 +81,61 @@ def test_draw_proposals_on_a_photograph_and_score_check():
     assert pixel(drawn, 150, 200) == RED and pixel(drawn, 450, 250) == RED
     with pytest.raises(ValueError, match="`scores` must hold one score per box: got 2 scores for 1"):
         draw_proposals(photo, torch.tensor([[0.5, 0.5, 0.5, 0.5]]), scores=[0.1, 0.2])
+
+
+def test_draw_grounding_draws_every_box_of_an_entity():
+    # two boxes, one region index (a phrase grounded by hand), and a phrase-less entity without indices
+    entities = [
+        {"phrase": "dogs", "boxes": [[20.0, 60.0, 60.0, 110.0], [120.0, 60.0, 160.0, 110.0]], "region_indices": [0]},
+        {"phrase": None, "boxes": [[80.0, 20.0, 100.0, 40.0]], "region_indices": []},
+        {"phrase": None, "boxes": [[170.0, 20.0, 190.0, 40.0]]},
+    ]
+    drawn = draw_grounding(gray_image(), entities, colors=[RED, BLUE, (0, 255, 0)], line_width=2)
+    assert pixel(drawn, 20, 90) == RED and pixel(drawn, 160, 90) == RED
+    assert pixel(drawn, 80, 30) == BLUE and pixel(drawn, 170, 30) == (0, 255, 0)
+    # no label tab above the boxes without phrase and region index
+    assert pixel(drawn, 85, 15) == GRAY and pixel(drawn, 175, 15) == GRAY
+
+
+@pytest.mark.parametrize(
+    ("entities", "colors", "error", "message"),
+    [
+        ({"text": "x", "entities": []}, None, TypeError, r"pass `result\['entities'\]`, not the whole result"),
+        ("a dog", None, TypeError, "`entities` must be a sequence of entities, got str"),
+        ([{"phrase": "x"}], None, TypeError, r"`entities\[0\]` must be a mapping with a 'boxes' list"),
+        ([[10, 10, 20, 20]], None, TypeError, r"`entities\[0\]` must be a mapping"),
+        ([{"boxes": [[10, 10, 20]]}], None, ValueError, r"`entities\[0\]\['boxes'\]` must have shape \(n, 4\)"),
+        ([{"boxes": [[50, 10, 20, 20]]}], None, ValueError, r"`entities\[0\]\['boxes'\]\[0\]` = .* x1 <= x2"),
+        ([{"boxes": [[1, 1, 2, 2], [1, 1, float("nan"), 2]]}], None, ValueError, r"\['boxes'\]\[1\]` = .* finite"),
+        ([], [], ValueError, "`colors` must be a non-empty sequence of"),
+        ([], [(255, 0)], ValueError, r"`colors\[0\]` must be an \(r, g, b\) tuple"),
+    ],
+)
+def test_draw_grounding_errors(entities, colors, error, message):
+    with pytest.raises(error, match=message):
+        draw_grounding(gray_image(), entities, **({} if colors is None else {"colors": colors}))
+
+
+def test_draw_proposals_top_k_none_draws_every_box():
+    # normalized cxcywh on 200 x 100: box 0 = [20, 20, 60, 60] px, box 1 = [120, 30, 180, 90] px
+    boxes = torch.tensor([[0.2, 0.4, 0.2, 0.4], [0.75, 0.6, 0.3, 0.6]])
+    drawn = draw_proposals(gray_image(200, 100), boxes, top_k=None, colors=[RED, BLUE])
+    assert pixel(drawn, 20, 50) == RED and pixel(drawn, 180, 70) == BLUE
+    drawn = draw_proposals(gray_image(200, 100), boxes, top_k=1, colors=[RED, BLUE])
+    assert pixel(drawn, 20, 50) == RED and pixel(drawn, 180, 70) == GRAY
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"top_k": 0}, ValueError, r"`top_k` must be at least 1 \(or None for all boxes\), got 0"),
+        ({"top_k": -1}, ValueError, "`top_k` must be at least 1"),
+        ({"top_k": 2.5}, TypeError, "`top_k` must be an int or None"),
+        ({"boxes": torch.tensor([[0.5, 0.5, -0.25, 0.5]])}, ValueError, r"`boxes\[0\]` = \[0.5, 0.5, -0.25, 0.5\]"),
+        ({"boxes": torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.5, float("nan"), 0.5, 0.5]])}, ValueError, r"`boxes\[1\]`"),
+        ({"colors": []}, ValueError, "`colors` must be a non-empty sequence"),
+    ],
+)
+def test_draw_proposals_errors(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        draw_proposals(gray_image(), **{"boxes": torch.tensor([[0.5, 0.5, 0.5, 0.5]]), **kwargs})

@@ -4,6 +4,7 @@ Groma answers with region index tokens: `<p>a dog</p><roi><r3></roi>` means "the
 region 3 is the fourth box that the model selected for that image (normalized `(center_x, center_y, width, height)`).
 """
 
+import numbers
 import re
 from collections.abc import Sequence
 from typing import TypedDict
@@ -35,6 +36,9 @@ _TAG_PATTERN = re.compile(
 )
 # Punctuation that should stick to the previous word once the markup between them is removed.
 _CLOSING_PUNCTUATION = tuple(".,;:!?)")
+_WORD_CHARACTER = re.compile(r"\w")
+# The end of a generation: a `<roi>` group still open here is closed as if `</roi>` followed.
+_END_OF_GENERATION_TOKEN = "</s>"
 
 
 class GroundedEntity(TypedDict):
@@ -74,8 +78,15 @@ def _as_boxes(boxes: BoxesInput, argument_name: str) -> torch.Tensor:
 
 
 def _check_image_size(image_size: Sequence[int], argument_name: str = "image_size") -> tuple[int, int]:
-    if len(image_size) != 2 or min(image_size) <= 0:
-        raise ValueError(f"`{argument_name}` must be a positive (height, width) pair, got {tuple(image_size)}.")
+    if isinstance(image_size, (torch.Tensor, np.ndarray)):
+        image_size = image_size.tolist()
+    if (
+        not isinstance(image_size, Sequence)
+        or isinstance(image_size, str)
+        or len(image_size) != 2
+        or not all(isinstance(value, numbers.Real) and value > 0 for value in image_size)
+    ):
+        raise ValueError(f"`{argument_name}` must be a positive (height, width) pair, got {image_size!r}.")
     height, width = (int(value) for value in image_size)
     return height, width
 
@@ -159,10 +170,16 @@ def validate_pixel_boxes(boxes: BoxesInput, image_size: Sequence[int], argument_
 
 
 def _append_text(clean_text: str, piece: str) -> str:
-    """Appends `piece` where markup was removed, without doubling spaces or detaching closing punctuation."""
+    """Appends `piece` where markup was removed, without doubling spaces or detaching closing punctuation.
+
+    Phrase and region tags sit on word boundaries, so one space is put between two word characters that the markup
+    separated: a tokenizer with `legacy=False` decodes `There is <p>a man</p>` as `There is<p>a man</p>`.
+    """
     stripped = piece.lstrip()
     if not clean_text or clean_text[-1].isspace() or stripped.startswith(_CLOSING_PUNCTUATION):
         return clean_text + stripped
+    if _WORD_CHARACTER.match(clean_text[-1]) and _WORD_CHARACTER.match(piece[:1]):
+        return f"{clean_text} {piece}"
     return clean_text + piece
 
 
@@ -177,12 +194,16 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
       `None` and span `None`; an empty bare group gives none;
     - a phrase that is not followed by a `<roi>` group is still returned, with empty `region_indices` (the model
       named something without pointing at it);
+    - a `<roi>` group still open at the end of the text or at `</s>` (a generation cut off by `max_new_tokens`) is
+      closed there, as if `</roi>` followed;
     - malformed markup never raises: an unterminated `<p>` (no `</p>` before the next `<p>`/`<roi>` or the end) or
       `<roi>` (text or another tag before `</roi>`) is dropped, and so are stray closing tags, stray `<rK>` tokens,
-      an empty phrase and every other special token (`<s>`, `</s>`, `[PAD]`, `<image>`, ...).
+      an empty phrase and every other special token (`<s>`, `</s>`, `[PAD]`, `<image>`, ...). Dropped region
+      indices are logged as a warning.
 
     The clean text is the text with all markup removed. Where markup was removed, whitespace is collapsed to one
-    space and dropped before closing punctuation, and the result is stripped.
+    space and dropped before closing punctuation, one space separates two word characters, and the result is
+    stripped.
 
     Args:
         text (`str`):
@@ -205,18 +226,26 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
         tag = match.group() if match else None
         position = match.end() if match else len(text)
 
+        is_region = match is not None and match.group("region") is not None
         if group is not None:
-            if not piece.strip() and match and match.group("region") is not None:
+            if not piece.strip() and is_region:
                 group.append(int(match.group("region")))
                 continue
-            if not piece.strip() and tag == ROI_END_TOKEN:
+            if not piece.strip() and tag in (ROI_END_TOKEN, _END_OF_GENERATION_TOKEN, None):
                 if group_owner is not None:
                     group_owner["region_indices"] = group
                 elif group:
                     entities.append({"phrase": None, "boxes": [], "region_indices": group, "span": None})
                 group = group_owner = None
-                continue
-            group = group_owner = None  # unterminated group: dropped
+                if tag == ROI_END_TOKEN:
+                    continue
+            else:
+                if group:
+                    logger.warning(
+                        f"Dropping region indices {group}: their {ROI_START_TOKEN} group is interrupted by "
+                        f"{piece.strip()[:40] or tag!r} before {ROI_END_TOKEN}."
+                    )
+                group = group_owner = None
 
         if piece.strip():
             last_phrase = None
@@ -241,6 +270,8 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
             phrase_start = None
         elif tag == ROI_START_TOKEN:
             group, group_owner, last_phrase, phrase_start = [], last_phrase, None, None
+        elif is_region:
+            logger.warning(f"Dropping {tag}: region index tokens only count inside a {ROI_START_TOKEN} group.")
 
     return clean_text.rstrip(), entities
 

@@ -1,9 +1,11 @@
 """Processor for Groma: images, prompts with referring boxes, and grounded outputs (spec §3, §4.2)."""
 
+import numbers
 import os
 from collections.abc import Sequence
 from typing import TypedDict
 
+import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.feature_extraction_utils import BatchFeature
@@ -11,10 +13,12 @@ from transformers.image_utils import ImageInput, make_flat_list_of_images
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
 
-from ..tokens import IMAGE_TOKEN, REFER_BOX_TOKEN, REGION_TOKEN
+from ..tokens import IGNORE_INDEX, IMAGE_TOKEN, REFER_BOX_TOKEN, REGION_TOKEN
 from .grounding import (
     BoxesInput,
     GroundedEntity,
+    _as_boxes,
+    _check_image_size,
     boxes_pixel_xyxy_to_normalized_cxcywh,
     entities_to_boxes,
     parse_grounded_text,
@@ -110,6 +114,8 @@ class GromaProcessor(ProcessorMixin):
             raise ValueError(f"`text` needs `images`: every prompt holds one {IMAGE_TOKEN} placeholder for its image.")
         if boxes is not None and text is None:
             raise ValueError(f"`boxes` needs `text`: each box fills a {REFER_BOX_TOKEN} placeholder of the prompt.")
+        if _holds_no_image(images):
+            raise ValueError(f"`images` holds no image: give one image per prompt, got {images!r}.")
 
         output_kwargs = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
         images = make_flat_list_of_images(self.image_processor.fetch_images(images))
@@ -219,7 +225,8 @@ class GromaProcessor(ProcessorMixin):
 
         Args:
             generated_ids (`torch.Tensor` of shape `(batch_size, num_new_tokens)` or a list of id lists):
-                The newly generated tokens only (the prompt cut off). Padding and `</s>` are ignored.
+                The newly generated tokens only (the prompt cut off). Padding, `</s>` and `-100` (the ignore index of
+                labels) are ignored.
             region_boxes (`list[torch.Tensor]`):
                 Per sample, the `(num_regions, 4)` regions the model selected, as normalized `(center_x, center_y,
                 width, height)`; `<rK>` is row `K`.
@@ -229,14 +236,28 @@ class GromaProcessor(ProcessorMixin):
         Returns:
             `list[GroundedGeneration]`: per sample, `{"text": str, "entities": [...]}` as described in
             [`~transformers_groma.processing.parse_grounded_text`], with `boxes` as pixel `[x1, y1, x2, y2]`.
+
+        Raises:
+            `TypeError`: if an argument is not one entry per sample (e.g. `region_boxes=None`).
+            `ValueError`: for negative token ids other than `-100`, region boxes not of shape `(num_regions, 4)`,
+                a target size that is not a positive `(height, width)` pair, or arguments of different lengths.
         """
-        if not len(generated_ids) == len(region_boxes) == len(target_sizes):
+        for name, value, expected in (
+            ("region_boxes", region_boxes, "`(num_regions, 4)` tensor (the `region_boxes` of `generate`'s output)"),
+            ("target_sizes", target_sizes, "`(height, width)` pair"),
+        ):
+            if isinstance(value, str) or not isinstance(value, (Sequence, torch.Tensor, np.ndarray)):
+                raise TypeError(f"`{name}` must hold one {expected} per sample, got {type(value).__name__}.")
+        id_lists = _generated_id_lists(generated_ids)
+        if not len(id_lists) == len(region_boxes) == len(target_sizes):
             raise ValueError(
                 f"`generated_ids`, `region_boxes` and `target_sizes` must have one entry per sample, got "
-                f"{len(generated_ids)}, {len(region_boxes)} and {len(target_sizes)}."
+                f"{len(id_lists)}, {len(region_boxes)} and {len(target_sizes)}."
             )
         results = []
-        for ids, sample_boxes, target_size in zip(generated_ids, region_boxes, target_sizes):
+        for index, (ids, sample_boxes, target_size) in enumerate(zip(id_lists, region_boxes, target_sizes)):
+            sample_boxes = _as_boxes(sample_boxes, f"region_boxes[{index}]")
+            target_size = _check_image_size(target_size, f"target_sizes[{index}]")
             clean_text, entities = parse_grounded_text(self.tokenizer.decode(ids, skip_special_tokens=False))
             results.append({"text": clean_text, "entities": entities_to_boxes(entities, sample_boxes, target_size)})
         return results
@@ -265,7 +286,38 @@ class GromaProcessor(ProcessorMixin):
 
     @property
     def model_input_names(self) -> list[str]:
+        """The inputs `__call__` returns for the model: the tokenizer's and image processor's, and `refer_boxes`."""
         return [*super().model_input_names, "refer_boxes"]
+
+
+def _holds_no_image(images: ImageInput | None) -> bool:
+    """Whether `images` is an empty list or tuple, or one holding only such lists."""
+    return isinstance(images, (list, tuple)) and all(_holds_no_image(item) for item in images)
+
+
+def _generated_id_lists(generated_ids: torch.Tensor | Sequence[Sequence[int]]) -> list[list[int]]:
+    """`generated_ids` as one list of token ids per sample, without the `-100` entries of label-style padding."""
+    if isinstance(generated_ids, str) or not isinstance(generated_ids, (Sequence, torch.Tensor, np.ndarray)):
+        raise TypeError(
+            f"`generated_ids` must hold one sequence of token ids per sample, got {type(generated_ids).__name__}."
+        )
+    id_lists = []
+    for index, row in enumerate(generated_ids):
+        ids = row.tolist() if isinstance(row, (torch.Tensor, np.ndarray)) else row
+        if isinstance(ids, str) or not isinstance(ids, Sequence):
+            raise TypeError(
+                "`generated_ids` must be a `(batch_size, num_new_tokens)` tensor or one list of token ids per sample, "
+                f"got {type(ids).__name__} for `generated_ids[{index}]` (add a batch dimension to a single sample)."
+            )
+        ids = [token_id for token_id in ids if token_id != IGNORE_INDEX]
+        invalid = [token_id for token_id in ids if not isinstance(token_id, numbers.Integral) or token_id < 0]
+        if invalid:
+            raise ValueError(
+                f"`generated_ids[{index}]` must hold token ids (integers >= 0, or {IGNORE_INDEX} for padding), got "
+                f"{invalid[:5]}."
+            )
+        id_lists.append(ids)
+    return id_lists
 
 
 __all__ = ["GromaProcessor"]

@@ -13,6 +13,9 @@ processor.apply_chat_template(messages, add_generation_prompt=True)
 ```
 """
 
+import numbers
+from collections.abc import Callable
+
 from ..tokens import (
     GROUNDING_TOKEN,
     IMAGE_TOKEN,
@@ -90,7 +93,8 @@ def _build_chat_template(sep: str, sep2: str) -> str:
     turns) and `ROLE + ":"` for an empty turn. An optional leading `system` message replaces `SYSTEM_PROMPT`. Text
     content items render as is, `{"type": "box"}` items as `REFER_REGION` and image items not at all (the image sits
     in the fixed first exchange). Assistant text (and a `</s>` `sep2`, which the original supervises) is wrapped in
-    `{% generation %}` for `return_assistant_tokens_mask`.
+    `{% generation %}` for `return_assistant_tokens_mask`. `add_generation_prompt` needs a conversation that ends
+    with a user turn (the fixed exchange ends with the assistant's).
     """
     # A `</s>` ending an answer is supervised in the original; a space is not (it belongs to the next `▁USER` token).
     answer = f"text + {sep2!r}" if sep2.strip() else "text"
@@ -122,7 +126,12 @@ def _build_chat_template(sep: str, sep2: str) -> str:
         f"{{%- else -%}}{{{{- {ASSISTANT_ROLE + ':'!r} -}}}}",
         "{%- endif -%}",
         "{%- endfor -%}",
-        f"{{%- if add_generation_prompt -%}}{{{{- {ASSISTANT_ROLE + ':'!r} -}}}}{{%- endif -%}}",
+        "{%- if add_generation_prompt -%}",
+        "{%- if turns | length is even -%}",
+        "{{- raise_exception('add_generation_prompt needs a conversation that ends with a user turn.') -}}",
+        "{%- endif -%}",
+        f"{{{{- {ASSISTANT_ROLE + ':'!r} -}}}}",
+        "{%- endif -%}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -133,8 +142,24 @@ CHAT_TEMPLATE = _build_chat_template(sep=" ", sep2="</s>")
 STAGE2_CHAT_TEMPLATE = _build_chat_template(sep=" ", sep2=" ")
 
 
+def _check_int(value: int, argument_name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{argument_name}` must be an int, got {type(value).__name__}.")
+    return int(value)
+
+
+def _phrase(value: str, argument_name: str, normalize: Callable[[str], str] = str.strip) -> str:
+    """`normalize(value)` between `<p>` and `</p>`; `value` must be a string that does not normalize to nothing."""
+    if not isinstance(value, str):
+        raise TypeError(f"`{argument_name}` must be a string, got {type(value).__name__}.")
+    text = normalize(value)
+    if not text:
+        raise ValueError(f"`{argument_name}` must be a non-empty phrase, got {value!r}.")
+    return f"{PHRASE_START_TOKEN}{text}{PHRASE_END_TOKEN}"
+
+
 def _select(templates: tuple[str, ...], template_index: int) -> str:
-    if not 0 <= template_index < len(templates):
+    if not 0 <= _check_int(template_index, "template_index") < len(templates):
         raise ValueError(f"`template_index` must be in [0, {len(templates) - 1}], got {template_index}.")
     return templates[template_index]
 
@@ -143,27 +168,27 @@ def rec_prompt(expression: str, template_index: int = 0) -> str:
     """Referring expression comprehension query, e.g. `"Locate <p>the dog</p> in the image."`.
 
     Args:
-        expression (`str`): The referring expression; surrounding whitespace is stripped as in training.
+        expression (`str`): The referring expression (not blank); surrounding whitespace is stripped as in training.
         template_index (`int`, *optional*, defaults to 0): Which of the `REC_TEMPLATES` phrasings to use.
 
     Returns:
         `str`: The query. The model answers `<roi><rK></roi>`.
     """
-    phrase = f"{PHRASE_START_TOKEN}{expression.strip()}{PHRASE_END_TOKEN}"
-    return _select(REC_TEMPLATES, template_index).format(phrase)
+    return _select(REC_TEMPLATES, template_index).format(_phrase(expression, "expression"))
 
 
 def category_grounding_prompt(category: str, template_index: int = 0) -> str:
     """Query for every instance of a category, e.g. `"Locate all <p>traffic light</p> in this image."`.
 
     Args:
-        category (`str`): The category name; lower-cased, `_` replaced by spaces and stripped as in training.
+        category (`str`): The category name (not blank); lower-cased, `_` replaced by spaces and stripped as in
+            training.
         template_index (`int`, *optional*, defaults to 0): Which of the `CATEGORY_GROUNDING_TEMPLATES` to use.
 
     Returns:
         `str`: The query. The model answers one `<roi>` group with a `<rK>` per instance.
     """
-    phrase = f"{PHRASE_START_TOKEN}{category.replace('_', ' ').strip().lower()}{PHRASE_END_TOKEN}"
+    phrase = _phrase(category, "category", lambda name: name.replace("_", " ").strip().lower())
     return _select(CATEGORY_GROUNDING_TEMPLATES, template_index).format(phrase)
 
 
@@ -180,7 +205,7 @@ def region_reference(num_boxes: int = 1, separator: str = " and ") -> str:
     Returns:
         `str`: e.g. `"<roi><refer_box></roi><refer_feat> and <roi><refer_box></roi><refer_feat>"`.
     """
-    if num_boxes < 1:
+    if _check_int(num_boxes, "num_boxes") < 1:
         raise ValueError(f"`num_boxes` must be at least 1, got {num_boxes}.")
     return separator.join([REFER_REGION] * num_boxes)
 
