@@ -2,9 +2,8 @@
 from `generate` through `post_process_grounding` to a drawn box."""
 
 import pytest
-import torch
 from PIL import Image
-from transformers import LogitsProcessor, LogitsProcessorList, pipeline
+from transformers import LogitsProcessorList, pipeline
 
 import transformers_groma  # noqa: F401  (registers the Auto classes)
 from transformers_groma.cli import demo_image
@@ -12,24 +11,11 @@ from transformers_groma.modeling import GromaForConditionalGeneration
 from transformers_groma.processing import GromaProcessor, draw_grounding
 from transformers_groma.tiny import tiny_groma_model, tiny_groma_processor
 
+from .forcing import ForceTokens
+
 
 GROUNDED_ANSWER = "<p>x</p><roi><r0></roi>"
 GRAY, RED = (128, 128, 128), (255, 0, 0)
-
-
-class ForceTokens(LogitsProcessor):
-    """Makes greedy decoding produce `token_ids`, one per step, from the first generated token on."""
-
-    def __init__(self, token_ids: list[int]):
-        self.token_ids = token_ids
-        self.prompt_length = None
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.prompt_length is None:
-            self.prompt_length = input_ids.shape[1]
-        forced = torch.full_like(scores, float("-inf"))
-        forced[:, self.token_ids[input_ids.shape[1] - self.prompt_length]] = 0
-        return forced
 
 
 def forced_answer(processor: GromaProcessor, text: str = GROUNDED_ANSWER) -> LogitsProcessorList:

@@ -1,13 +1,11 @@
 """Shared helpers of the GroundingGPT tests: the tiny random model and tokenizer of `transformers_groma.tiny`, the
 constants of their layout, and prompt and media builders."""
 
-import math
 import wave
 
 import numpy as np
 import pytest
 import torch
-from transformers import LogitsProcessor
 
 from transformers_groma import GroundingGPTForConditionalGeneration
 from transformers_groma.tiny import tiny_groundinggpt_config, tiny_groundinggpt_model, tiny_groundinggpt_tokenizer
@@ -105,18 +103,6 @@ def write_video(path, num_frames: int, fps: int = 5, codec: str = "mpeg4", optio
             frame = np.full((32, 32, 3), 250 // num_frames * index, dtype=np.uint8)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-
-
-class ForceTokens(LogitsProcessor):
-    """Makes generation write `ids`, one per step after the prompt of `prompt_length` tokens."""
-
-    def __init__(self, ids: list[int], prompt_length: int):
-        self.ids, self.prompt_length = ids, prompt_length
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        forced = torch.full_like(scores, -math.inf)
-        forced[:, self.ids[input_ids.shape[1] - self.prompt_length]] = 0.0
-        return forced
 
 
 @pytest.fixture(autouse=True)

@@ -18,7 +18,8 @@ from transformers_groma.cli_groundinggpt import DEFAULT_QUERIES, SOUND_LOCALIZAT
 from transformers_groma.processing import BOX_COLORS
 from transformers_groma.tiny import tiny_groundinggpt_model, tiny_groundinggpt_processor
 
-from .conftest import ForceTokens, tone, write_video, write_wav
+from ..forcing import ForceTokens
+from .conftest import tone, write_video, write_wav
 
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "groundinggpt"

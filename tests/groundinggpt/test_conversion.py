@@ -17,7 +17,7 @@ from transformers_groma.conversion.groundinggpt_key_mapping import convert_key, 
 from transformers_groma.processing.groundinggpt import load_original_groundinggpt_tokenizer
 
 from ..fixtures import GROUNDINGGPT_FIXTURE, requires_groundinggpt_fixture
-from .conftest import ForceTokens
+from ..forcing import ForceTokens
 
 
 RELEASED_TOKEN_IDS = {token: 32000 + index for index, token in enumerate(GROUNDINGGPT_TOKENS)}
