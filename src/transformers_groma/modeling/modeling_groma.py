@@ -516,7 +516,11 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         image_sizes: torch.Tensor | None = None,
         **kwargs,
     ) -> torch.LongTensor | GromaGenerateOutput | GromaGenerateBeamOutput:
-        """`GenerationMixin.generate` for Groma prompts (see the class docstring); other kwargs pass through."""
+        """`GenerationMixin.generate` for Groma prompts (see the class docstring); other kwargs pass through.
+
+        Length limits apply to the expanded prompt (each `<image>` becomes the image tokens, `<region>` two tokens
+        per region), so prefer `max_new_tokens` to `max_length`.
+        """
         if pixel_values is None:
             if refer_boxes is not None or region_boxes is not None:
                 raise ValueError("`refer_boxes` and `region_boxes` need `pixel_values`.")
