@@ -3,7 +3,11 @@
 import pytest
 import torch
 
-from transformers_groma.modeling.region_selection import match_boxes_to_regions, select_regions
+from transformers_groma.modeling.region_selection import (
+    match_boxes_to_regions,
+    select_regions,
+    warn_about_unmatched_boxes,
+)
 
 from .groma_test_utils import GRID, cxcywh, xyxy_to_cxcywh
 
@@ -248,8 +252,11 @@ def test_max_regions_applies_to_user_boxes_too(max_regions):
     assert_rows(regions, user[:max_regions])
 
 
-def test_a_box_overlapping_no_region_is_reported(caplog):
-    regions = cxcywh([0.2, 0.2, 0.1, 0.1], [0.4, 0.2, 0.1, 0.1])
-    with caplog.at_level("WARNING", logger="transformers_groma.modeling.region_selection"):
-        assert match_boxes_to_regions(cxcywh([0.8, 0.8, 0.2, 0.2]), regions).tolist() == [0]
-    assert "1 box(es) overlap none of the 2 regions" in caplog.text
+def test_a_box_overlapping_no_given_region_is_reported(caplog):
+    regions = [cxcywh([0.2, 0.2, 0.1, 0.1], [0.4, 0.2, 0.1, 0.1])]
+    logger = "transformers_groma.modeling.region_selection"
+    with caplog.at_level("WARNING", logger=logger):
+        warn_about_unmatched_boxes([cxcywh([0.22, 0.2, 0.1, 0.1])], regions)
+        assert caplog.text == ""
+        warn_about_unmatched_boxes([cxcywh([0.8, 0.8, 0.2, 0.2])], regions)
+    assert "overlaps none of the given `region_boxes`" in caplog.text

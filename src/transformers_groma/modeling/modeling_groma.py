@@ -32,7 +32,7 @@ from .outputs import (
 )
 from .region_encoder import GromaRegionEncoder
 from .region_proposer import GromaRegionProposer
-from .region_selection import match_boxes_to_regions, select_regions
+from .region_selection import match_boxes_to_regions, select_regions, warn_about_unmatched_boxes
 from .sequence import expand_placeholders, pack_sequences, pad_sequences
 from .validation import check_box_lists
 from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge_patches_2x2, tokens_to_feature_map
@@ -297,6 +297,7 @@ class GromaModel(GromaPreTrainedModel):
                 region_boxes, "region_boxes", batch_size, max_regions, input_ids.device, allow_empty=False
             )
             region_scores = [boxes.new_ones(len(boxes)) for boxes in region_boxes]
+            warn_about_unmatched_boxes(refer_boxes, region_boxes)
         # 3. Region tokens: multi-level RoIAlign features of every selected region
         region_features = self.get_region_features(vision_states, grid, region_boxes, tuple(pixel_values.shape[-2:]))
         # 4. Sequence: expand placeholders, point <refer_box>/<ground_box> at their best-matching region

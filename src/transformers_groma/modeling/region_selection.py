@@ -81,11 +81,20 @@ def match_boxes_to_regions(boxes: torch.Tensor, regions: torch.Tensor) -> torch.
     """Index of the region with the highest IoU for every box ((n, 4) and (N, 4) normalized cxcywh) -> (n,)."""
     if len(boxes) == 0:
         return torch.zeros(0, dtype=torch.long, device=regions.device)
-    ious = box_iou(box_convert(boxes.float(), "cxcywh", "xyxy"), box_convert(regions.float(), "cxcywh", "xyxy"))
-    best_iou, best = ious.max(dim=-1)
-    if (best_iou == 0).any():  # only possible with caller-given regions: the selection keeps user boxes themselves
+    return _iou(boxes, regions).argmax(dim=-1)
+
+
+def warn_about_unmatched_boxes(boxes: list[torch.Tensor], regions: list[torch.Tensor]) -> None:
+    """Warn when a referred box overlaps none of the caller-given regions: it would point at region 0.
+
+    Selected regions always contain the referred boxes themselves; only regions passed by the caller can miss them.
+    """
+    if any(len(b) and (_iou(b, r).amax(dim=-1) == 0).any() for b, r in zip(boxes, regions)):
         logger.warning(
-            f"{int((best_iou == 0).sum())} box(es) overlap none of the {len(regions)} regions and refer to region "
-            "0; include the boxes in `region_boxes` (as `propose_regions(pixel_values, refer_boxes)` does)."
+            "A referred box overlaps none of the given `region_boxes` and will refer to region 0; include the boxes "
+            "in `region_boxes` (as `propose_regions(pixel_values, refer_boxes)` does)."
         )
-    return best
+
+
+def _iou(boxes: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    return box_iou(box_convert(boxes.float(), "cxcywh", "xyxy"), box_convert(regions.float(), "cxcywh", "xyxy"))
