@@ -7,6 +7,7 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 import transformers_groma  # noqa: F401  (registers the Auto classes)
+from transformers_groma.processing.groundinggpt.prompts import SEPARATOR
 
 
 # Chat-template content type of each processor media argument.
@@ -50,7 +51,13 @@ def ask(model, processor, query: str, max_new_tokens: int = 256, **media) -> tup
     for key in ("pixel_values", "pixel_values_videos", "input_features"):
         if key in inputs:
             inputs[key] = inputs[key].to(model.dtype)
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    output = model.generate(
+        **inputs,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        stop_strings=SEPARATOR,  # "###" ends an answer, however the tokenizer splits it
+        tokenizer=processor.tokenizer,
+    )
     (result,) = processor.post_process_grounding(
         output[:, inputs["input_ids"].shape[1] :],
         image_sizes=inputs.get("image_sizes"),

@@ -133,6 +133,7 @@ def test_detection_checkpoint_converts_to_region_proposal_model(tmp_path):
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.pipeline_tag == "object-detection" and "vicuna" not in str(card.data.base_model)
     assert "GromaForRegionProposal.from_pretrained" in card.text and "generate(" not in card.text
+    assert "merged vocabulary" not in card.text
     model = GromaForRegionProposal.from_pretrained(tmp_path / "out").eval()
     inputs, expected = (
         load_file(GROMA_FIXTURE / "inputs.safetensors"),

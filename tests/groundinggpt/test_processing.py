@@ -433,3 +433,12 @@ def test_processor_outputs_drive_the_model(processor):
         input_ids=inputs["input_ids"],
     )
     assert out.shape == (2, inputs["input_ids"].shape[1] + 3) and len(results) == 2
+
+
+def test_post_processing_ignores_label_padding(processor):
+    ids = processor.tokenizer("a dog", add_special_tokens=False).input_ids
+    assert processor.post_process_image_text_to_text(torch.tensor([ids + [-100, -100]])) == [
+        processor.post_process_image_text_to_text([ids])[0]
+    ]
+    with pytest.raises(ValueError, match="generated_ids"):
+        processor.post_process_image_text_to_text([[*ids, -5]])

@@ -76,7 +76,7 @@ def test_draw_proposals_keeps_the_best_scored_boxes():
 
 def test_draw_proposals_on_a_photograph_and_score_check():
     photo = data.coffee()
-    drawn = draw_proposals(photo, torch.tensor([[0.5, 0.5, 0.5, 0.5]]), colors=[RED], line_width=3)
+    drawn = draw_proposals(photo, torch.tensor([[0.5, 0.5, 0.5, 0.5]]), colors=np.array([RED]), line_width=3)
     assert drawn.size == (600, 400)
     assert pixel(drawn, 150, 200) == RED and pixel(drawn, 450, 250) == RED
     with pytest.raises(ValueError, match="`scores` must hold one score per box: got 2 scores for 1"):
@@ -107,8 +107,10 @@ def test_draw_grounding_draws_every_box_of_an_entity():
         ([{"boxes": [[10, 10, 20]]}], None, ValueError, r"`entities\[0\]\['boxes'\]` must have shape \(n, 4\)"),
         ([{"boxes": [[50, 10, 20, 20]]}], None, ValueError, r"`entities\[0\]\['boxes'\]\[0\]` = .* x1 <= x2"),
         ([{"boxes": [[1, 1, 2, 2], [1, 1, float("nan"), 2]]}], None, ValueError, r"\['boxes'\]\[1\]` = .* finite"),
-        ([], [], ValueError, "`colors` must be a non-empty sequence of"),
-        ([], [(255, 0)], ValueError, r"`colors\[0\]` must be an \(r, g, b\) tuple"),
+        ([], [], ValueError, "`colors` must hold at least one"),
+        ([], [(255, 0)], TypeError, r"`colors\[0\]` must be an \(r, g, b\) tuple of ints"),
+        ([], [(255, 0, 300)], ValueError, r"`colors\[0\]` values must be in \[0, 255\]"),
+        ([], "red", TypeError, "`colors` must be a sequence of"),
     ],
 )
 def test_draw_grounding_errors(entities, colors, error, message):
@@ -133,7 +135,7 @@ def test_draw_proposals_top_k_none_draws_every_box():
         ({"top_k": 2.5}, TypeError, "`top_k` must be an int or None"),
         ({"boxes": torch.tensor([[0.5, 0.5, -0.25, 0.5]])}, ValueError, r"`boxes\[0\]` = \[0.5, 0.5, -0.25, 0.5\]"),
         ({"boxes": torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.5, float("nan"), 0.5, 0.5]])}, ValueError, r"`boxes\[1\]`"),
-        ({"colors": []}, ValueError, "`colors` must be a non-empty sequence"),
+        ({"colors": []}, ValueError, "`colors` must hold at least one"),
     ],
 )
 def test_draw_proposals_errors(kwargs, error, message):

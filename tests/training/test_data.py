@@ -23,6 +23,7 @@ from transformers_groma.training import (
     check_conversation_record,
     load_data_config,
 )
+from transformers_groma.training.conversation_dataset import TRUNCATED
 from transformers_groma.training.sources import MAX_VG_REGIONS
 
 from .synthetic import CAPTION, custom_lines, draw_image, write_json, write_jsonl
@@ -276,6 +277,23 @@ def test_bad_images_and_over_long_records_are_found_when_the_mixture_is_built(co
     assert len(dataset) == len(lines) - len(bad)
     assert f"kept {len(lines) - len(bad)} of {len(lines)} entries; skipped {len(bad)} bad record(s)" in caplog.text
     assert all(dataset[index]["input_ids"].ndim == 1 for index in range(len(dataset)))  # training never meets them
+
+
+def test_truncated_conversations_are_counted_when_the_mixture_is_built(coco, tmp_path, caplog):
+    processor = tiny_groma_processor()
+    lines = custom_lines(coco)
+    first_exchange = lines[0]["conversations"][:2]
+    long_turns = [{"from": "human", "value": "And then? " * 60}, {"from": "gpt", "value": "More. " * 60}]
+    lines[0] = {**lines[0], "conversations": first_exchange + long_turns}
+    path = write_jsonl(tmp_path / "train.jsonl", lines)
+    source = DataSource("custom", str(path), coco["image_dir"])
+    with caplog.at_level(logging.INFO):
+        dataset = build_conversation_mixture(
+            [source], processor.tokenizer, processor.image_processor, "llava", 1000, 8, 0
+        )
+    assert f"{TRUNCATED}: 1" in caplog.text
+    assert len(dataset) == len(lines)
+    assert processor.tokenizer.decode(dataset[0]["input_ids"]).count("ASSISTANT:") == 2  # fixed turn + first answer
 
 
 def test_entries_and_boxes_left_out_as_the_original_are_counted(tmp_path, caplog):

@@ -42,6 +42,15 @@ outputs.pred_boxes  # (1, num_queries, 4) normalized (center_x, center_y, width,
 outputs.scores  # (1, num_queries) fused objectness
 ```"""
 
+CHAT_DIFFERENCES = """- One merged vocabulary (base + 114 Groma tokens) instead of separate extra embedding / LM-head modules.
+- Regions are kept in deterministic score order at inference (the original shuffles them at random).
+- Behaviours the released weights depend on are kept behind `legacy_*` config flags (RoIAlign box format and
+  scales, frozen decoder reference points, learned query content, DINOv2 position interpolation)."""
+
+DETECTOR_DIFFERENCES = """- transformers' Deformable-DETR layers and DINOv2 instead of the original's copies.
+- Behaviours the released weights depend on are kept behind `legacy_*` config flags (frozen decoder reference
+  points, learned query content, DINOv2 position interpolation)."""
+
 CARD_TEMPLATE = """---
 {card_data}
 ---
@@ -57,10 +66,7 @@ transformers-groma format (transformers-groma {version}) from the original check
 {usage}
 ## Differences from the original implementation
 
-- One merged vocabulary (base + 114 Groma tokens) instead of separate extra embedding / LM-head modules.
-- Regions are kept in deterministic score order at inference (the original shuffles them at random).
-- Behaviours the released weights depend on are kept behind `legacy_*` config flags (RoIAlign box format and
-  scales, frozen decoder reference points, learned query content, DINOv2 position interpolation).
+{differences}
 
 ## Citation
 
@@ -97,5 +103,6 @@ def write_model_card(folder: Path, model: PreTrainedModel, source: Path, num_ori
         source=source.name,
         num_original_tensors=num_original_tensors,
         usage=DETECTOR_USAGE if detector else CHAT_USAGE,
+        differences=DETECTOR_DIFFERENCES if detector else CHAT_DIFFERENCES,
     )
     ModelCard(content).save(folder / "README.md")

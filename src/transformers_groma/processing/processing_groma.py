@@ -1,6 +1,5 @@
 """Processor for Groma: images, prompts with referring boxes, and grounded outputs (spec §3, §4.2)."""
 
-import numbers
 import os
 from collections.abc import Sequence
 from typing import TypedDict
@@ -13,7 +12,7 @@ from transformers.image_utils import ImageInput, make_flat_list_of_images
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
 
-from ..tokens import IGNORE_INDEX, IMAGE_TOKEN, REFER_BOX_TOKEN, REGION_TOKEN
+from ..tokens import IMAGE_TOKEN, REFER_BOX_TOKEN, REGION_TOKEN
 from .grounding import (
     BoxesInput,
     GroundedEntity,
@@ -26,6 +25,7 @@ from .grounding import (
 )
 from .image_processing_groma import GromaImageProcessor
 from .prompts import CHAT_TEMPLATE
+from .tokenization import generated_id_lists
 
 
 class GroundedGeneration(TypedDict):
@@ -248,7 +248,7 @@ class GromaProcessor(ProcessorMixin):
         ):
             if isinstance(value, str) or not isinstance(value, (Sequence, torch.Tensor, np.ndarray)):
                 raise TypeError(f"`{name}` must hold one {expected} per sample, got {type(value).__name__}.")
-        id_lists = _generated_id_lists(generated_ids)
+        id_lists = generated_id_lists(generated_ids)
         if not len(id_lists) == len(region_boxes) == len(target_sizes):
             raise ValueError(
                 f"`generated_ids`, `region_boxes` and `target_sizes` must have one entry per sample, got "
@@ -293,31 +293,6 @@ class GromaProcessor(ProcessorMixin):
 def _holds_no_image(images: ImageInput | None) -> bool:
     """Whether `images` is an empty list or tuple, or one holding only such lists."""
     return isinstance(images, (list, tuple)) and all(_holds_no_image(item) for item in images)
-
-
-def _generated_id_lists(generated_ids: torch.Tensor | Sequence[Sequence[int]]) -> list[list[int]]:
-    """`generated_ids` as one list of token ids per sample, without the `-100` entries of label-style padding."""
-    if isinstance(generated_ids, str) or not isinstance(generated_ids, (Sequence, torch.Tensor, np.ndarray)):
-        raise TypeError(
-            f"`generated_ids` must hold one sequence of token ids per sample, got {type(generated_ids).__name__}."
-        )
-    id_lists = []
-    for index, row in enumerate(generated_ids):
-        ids = row.tolist() if isinstance(row, (torch.Tensor, np.ndarray)) else row
-        if isinstance(ids, str) or not isinstance(ids, Sequence):
-            raise TypeError(
-                "`generated_ids` must be a `(batch_size, num_new_tokens)` tensor or one list of token ids per sample, "
-                f"got {type(ids).__name__} for `generated_ids[{index}]` (add a batch dimension to a single sample)."
-            )
-        ids = [token_id for token_id in ids if token_id != IGNORE_INDEX]
-        invalid = [token_id for token_id in ids if not isinstance(token_id, numbers.Integral) or token_id < 0]
-        if invalid:
-            raise ValueError(
-                f"`generated_ids[{index}]` must hold token ids (integers >= 0, or {IGNORE_INDEX} for padding), got "
-                f"{invalid[:5]}."
-            )
-        id_lists.append(ids)
-    return id_lists
 
 
 __all__ = ["GromaProcessor"]

@@ -1,12 +1,16 @@
 """Groma's extended Llama vocabulary and the loader for original (transformers 4.32) Groma tokenizer folders."""
 
 import json
+import numbers
 import os
+from collections.abc import Sequence
 
+import numpy as np
+import torch
 from tokenizers import AddedToken
 from transformers import LlamaTokenizer, PreTrainedTokenizerBase
 
-from ..tokens import GROMA_ADDED_TOKENS, PAD_TOKEN
+from ..tokens import GROMA_ADDED_TOKENS, IGNORE_INDEX, PAD_TOKEN
 
 
 def add_groma_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -84,3 +88,28 @@ def load_original_tokenizer(path: str | os.PathLike, legacy: bool | None = None)
 
 
 __all__ = ["add_groma_tokens", "load_original_tokenizer"]
+
+
+def generated_id_lists(generated_ids: torch.Tensor | Sequence[Sequence[int]]) -> list[list[int]]:
+    """`generated_ids` as one list of token ids per sample, without the `-100` entries of label-style padding."""
+    if isinstance(generated_ids, str) or not isinstance(generated_ids, (Sequence, torch.Tensor, np.ndarray)):
+        raise TypeError(
+            f"`generated_ids` must hold one sequence of token ids per sample, got {type(generated_ids).__name__}."
+        )
+    id_lists = []
+    for index, row in enumerate(generated_ids):
+        ids = row.tolist() if isinstance(row, (torch.Tensor, np.ndarray)) else row
+        if isinstance(ids, str) or not isinstance(ids, Sequence):
+            raise TypeError(
+                "`generated_ids` must be a `(batch_size, num_new_tokens)` tensor or one list of token ids per sample, "
+                f"got {type(ids).__name__} for `generated_ids[{index}]` (add a batch dimension to a single sample)."
+            )
+        ids = [token_id for token_id in ids if token_id != IGNORE_INDEX]
+        invalid = [token_id for token_id in ids if not isinstance(token_id, numbers.Integral) or token_id < 0]
+        if invalid:
+            raise ValueError(
+                f"`generated_ids[{index}]` must hold token ids (integers >= 0, or {IGNORE_INDEX} for padding), got "
+                f"{invalid[:5]}."
+            )
+        id_lists.append(ids)
+    return id_lists

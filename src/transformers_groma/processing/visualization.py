@@ -38,17 +38,21 @@ def _to_rgb_image(image: Image.Image | np.ndarray | torch.Tensor) -> Image.Image
 
 
 def _check_colors(colors: Sequence[Color]) -> list[Color]:
-    """`colors` as a list of RGB tuples; a ValueError for an empty sequence or an entry that is not RGB."""
-    if isinstance(colors, str) or not isinstance(colors, Sequence) or not colors:
-        raise ValueError(f"`colors` must be a non-empty sequence of (r, g, b) tuples, got {colors!r}.")
+    """`colors` as a list of RGB tuples: a TypeError for a wrong type, a ValueError for no color or a value outside
+    [0, 255]."""
+    if isinstance(colors, str) or not isinstance(colors, (Sequence, np.ndarray)):
+        raise TypeError(f"`colors` must be a sequence of (r, g, b) tuples, got {type(colors).__name__}.")
+    if len(colors) == 0:
+        raise ValueError("`colors` must hold at least one (r, g, b) color.")
+    checked = []
     for index, color in enumerate(colors):
-        if not (
-            isinstance(color, Sequence)
-            and len(color) == 3
-            and all(isinstance(value, numbers.Integral) and 0 <= value <= 255 for value in color)
-        ):
-            raise ValueError(f"`colors[{index}]` must be an (r, g, b) tuple of ints in [0, 255], got {color!r}.")
-    return [tuple(color) for color in colors]
+        values = list(color) if isinstance(color, (Sequence, np.ndarray)) and not isinstance(color, str) else None
+        if values is None or len(values) != 3 or not all(isinstance(v, numbers.Integral) for v in values):
+            raise TypeError(f"`colors[{index}]` must be an (r, g, b) tuple of ints, got {color!r}.")
+        if not all(0 <= value <= 255 for value in values):
+            raise ValueError(f"`colors[{index}]` values must be in [0, 255], got {color!r}.")
+        checked.append(tuple(int(value) for value in values))
+    return checked
 
 
 def _first_undrawable_box(pixel_boxes: torch.Tensor) -> int | None:

@@ -19,13 +19,15 @@ from .records import InvalidRecordError
 
 
 CHAT_TEMPLATES = {"default": STAGE2_CHAT_TEMPLATE, "llava": CHAT_TEMPLATE}
+# How `ConversationEncoder.check` reports a conversation whose trailing exchanges will be dropped.
+TRUNCATED = "conversations cut to whole exchanges that fit `model_max_length`"
 
 
 class ConversationEncoder:
     """Tokenizes a conversation with a Groma chat template and builds its labels.
 
     Args:
-        tokenizer: A tokenizer holding Groma's tokens (fast backend, for the assistant mask).
+        tokenizer: A tokenizer holding Groma's tokens (`<sep>` marks the answers, as in the original).
         template: `"default"` (stage 2) or `"llava"` (stage 3, inference).
         max_length: Most tokens per sample before the model expands the placeholders (the original's
             `model_max_length`, 2048). Longer conversations lose whole trailing user/assistant pairs.
@@ -50,20 +52,32 @@ class ConversationEncoder:
                 return input_ids, labels, num_messages
         raise ValueError(self._too_long(len(input_ids)))
 
-    def check(self, messages: list[dict]) -> None:
-        """Raise [`InvalidRecordError`] if `messages` cannot be encoded: a turn contains `<sep>`, or the first
-        user/assistant pair alone is longer than `max_length` (checked when the data is built, by encoding that
-        pair)."""
+    def check(self, messages: list[dict]) -> str | None:
+        """Check a record's conversation when the data is built.
+
+        Returns:
+            `TRUNCATED` when trailing exchanges will not fit in `max_length` (they are dropped at training time, as
+            the original truncates), else `None`.
+
+        Raises:
+            InvalidRecordError: if a turn contains `<sep>`, or the first user/assistant pair alone is longer than
+                `max_length`.
+        """
         for index, message in enumerate(messages):
             if SEP_TOKEN in message["content"]:
                 raise InvalidRecordError(f"turn {index} contains {SEP_TOKEN}, which marks the answers in training")
+        if self._fits(messages):
+            return None
+        if not self._fits(messages[:2]):
+            raise InvalidRecordError(self._too_long(len(self.encode(messages[:2])[0])))
+        return TRUNCATED
+
+    def _fits(self, messages: list[dict]) -> bool:
         # Every token but the BOS and a SentencePiece prefix covers at least one byte of the text (an added token,
         # several), so a short text always fits: only the few long ones pay for tokenizing (most of the cost).
-        if len(self.render(messages[:2]).encode()) + 2 <= self.max_length:
-            return
-        length = len(self.encode(messages[:2])[0])
-        if length > self.max_length:
-            raise InvalidRecordError(self._too_long(length))
+        if len(self.render(messages).encode()) + 2 <= self.max_length:
+            return True
+        return len(self.encode(messages)[0]) <= self.max_length
 
     def _too_long(self, length: int) -> str:
         return (

@@ -85,7 +85,8 @@ def build_conversation_mixture(
     return mixture
 
 
-def check_record(record: dict, max_refer_boxes: int, encoder: ConversationEncoder) -> None:
-    """[`check_conversation_record`], then [`ConversationEncoder.check`] on the record's messages."""
+def check_record(record: dict, max_refer_boxes: int, encoder: ConversationEncoder) -> str | None:
+    """[`check_conversation_record`], then [`ConversationEncoder.check`] on the record's messages (whose note on
+    truncation it returns)."""
     check_conversation_record(record, max_refer_boxes)
-    encoder.check(record["messages"])
+    return encoder.check(record["messages"])

@@ -19,6 +19,7 @@ A *conversation record* (vision-language stages) is one image with a conversatio
 A *detection record* (stage 1) is one image with class-agnostic pixel `[x1, y1, x2, y2]` boxes.
 """
 
+import functools
 import os
 import random
 from abc import ABC, abstractmethod
@@ -69,8 +70,10 @@ class InvalidRecordError(ValueError):
     """A data record that cannot be trained on; the message names the record and the problem."""
 
 
+@functools.lru_cache(maxsize=4096)  # sources list an image once per expression / region, adapters read it again
 def read_image_size(path: str) -> tuple[int, int]:
-    """`(height, width)` of an image file, read from its header (the pixels are not decoded).
+    """`(height, width)` of an image file, read from its header (the pixels are not decoded); recent answers are
+    cached.
 
     Raises:
         InvalidRecordError: if the file is missing or is not an image PIL can open.
@@ -196,9 +199,9 @@ class RecordAdapter(ABC):
         `id`)."""
 
     @abstractmethod
-    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | str:
+    def convert(self, entry: Any, source: DataSource, rng: random.Random) -> dict | str | None:
         """Turn a raw entry into a record, or return why the original pipeline leaves the entry out (a short phrase,
-        e.g. `"images without a usable box"`).
+        e.g. `"images without a usable box"`; `None` is counted as left out by the adapter).
 
         A record may carry `LEFT_OUT`: a `Counter` of its annotations that the conversion dropped or clipped, by
         reason. [`build_records`] counts both kinds and logs the totals.
@@ -227,7 +230,8 @@ def build_records(
         source: The data source.
         adapter: Reader of the source's format.
         check: Raises [`InvalidRecordError`] for a record that cannot be trained on (e.g.
-            [`check_conversation_record`]).
+            [`check_conversation_record`]); may return a short phrase for something it will clip at training time
+            (counted and logged like the conversion's).
         seed: Seeds the subset and the random choices of the conversion (instruction phrasings, sampled
             categories, ...): the same seed gives the same records on every process.
         skip_bad_records: Drop bad records (with a warning giving their number and the first problems) instead of
@@ -251,12 +255,14 @@ def build_records(
     for record_id, entry in entries:
         try:
             record = adapter.convert(entry, source, rng)
-            if isinstance(record, str):
-                left_out[record] += 1
+            if record is None or isinstance(record, str):
+                left_out[record or f"left out by {type(adapter).__name__}"] += 1
                 continue
             record = {**record, "id": record_id}
             record_left_out = record.pop(LEFT_OUT, Counter())
-            check(record)
+            clipped = check(record)
+            if clipped:
+                record_left_out[clipped] += 1
         except (AttributeError, KeyError, TypeError, ValueError, IndexError) as error:
             problem = str(error) if isinstance(error, InvalidRecordError) else f"malformed entry ({error!r})"
             message = f"{source.name}: record {record_id}: {problem}"

@@ -16,6 +16,7 @@ from transformers.tokenization_utils_base import TextInput
 from transformers.video_utils import VideoInput, is_valid_video, make_batched_videos
 
 from ...configuration_groundinggpt import GROUNDINGGPT_TOKENS
+from ..tokenization import generated_id_lists
 from .feature_extraction_groundinggpt import AudioInput, GroundingGPTAudioKwargs, GroundingGPTFeatureExtractor
 from .grounding import GroundedBox, GroundedTimeSpan, parse_boxes, parse_time_spans
 from .image_processing_groundinggpt import GroundingGPTImageProcessor
@@ -366,7 +367,9 @@ class GroundingGPTProcessor(ProcessorMixin):
             skip_special_tokens (`bool`, *optional*, defaults to `True`): Passed to the tokenizer's `batch_decode`.
             **kwargs: Passed to the tokenizer's `batch_decode`.
         """
-        texts = self.tokenizer.batch_decode(generated_outputs, skip_special_tokens=skip_special_tokens, **kwargs)
+        texts = self.tokenizer.batch_decode(
+            generated_id_lists(generated_outputs), skip_special_tokens=skip_special_tokens, **kwargs
+        )
         return [text.split(SEPARATOR, 1)[0].strip() for text in texts]
 
     @property

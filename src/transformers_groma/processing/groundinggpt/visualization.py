@@ -49,10 +49,7 @@ def draw_grounded_boxes(
                 f"The box {box['normalized_box']} has no pixel coordinates: call `post_process_grounding` with the "
                 "`image_sizes` of the images."
             )
-        group = groups.setdefault(
-            box["group"], {"phrase": f"[{box['group']}]", "boxes": [], "region_indices": [], "span": None}
-        )
-        group["region_indices"].append(len(group["boxes"]))
+        group = groups.setdefault(box["group"], {"phrase": f"[{box['group']}]", "boxes": [], "span": None})
         group["boxes"].append(box["box"])
     return draw_grounding(image, list(groups.values()), colors, line_width, font_size)
 

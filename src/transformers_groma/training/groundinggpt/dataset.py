@@ -92,8 +92,8 @@ def encode_conversation(
             f"The first exchange alone is {answer_end} tokens (media blocks included), more than the maximum length "
             f"{max_length}; raise `--model_max_length` or shorten the sample."
         )
-    if kept < len(spans):
-        logger.warning(
+    if kept < len(spans):  # media lengths are only known once decoded: reported here, once per record and process
+        logger.warning_once(
             f"Record {record['id']}: {len(input_ids)} tokens (media blocks included), more than the maximum length "
             f"{max_length}; training on its first {kept} of {len(spans)} exchanges (raise `--model_max_length` to "
             "keep them all)."
