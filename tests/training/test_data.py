@@ -387,3 +387,18 @@ def test_load_data_config_errors(tmp_path, source, message):
     path = write_json(tmp_path / "mixture.json", {"sources": [source]})
     with pytest.raises(ValueError, match=message):
         load_data_config(str(path))
+
+
+def test_an_adapter_returning_none_leaves_the_entry_out_with_a_count(coco, tmp_path, caplog):
+    class SkipOdd(CONVERSATION_ADAPTERS["custom"].__class__):
+        def convert(self, entry, source, rng):
+            return None if int(entry["id"].split("-")[1]) % 2 else super().convert(entry, source, rng)
+
+    path = write_jsonl(tmp_path / "train.jsonl", custom_lines(coco))
+    with caplog.at_level(logging.INFO):
+        records = build_records(
+            DataSource("custom", str(path), coco["image_dir"]), SkipOdd(), lambda r: None, 0, False
+        )
+    total = len(custom_lines(coco))
+    assert len(records) == total // 2
+    assert f"left out by SkipOdd: {total - total // 2}" in caplog.text
