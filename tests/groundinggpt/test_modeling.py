@@ -271,3 +271,13 @@ def test_num_return_sequences_repeats_each_prompt(model):
     )  # fmt: skip
     assert out.shape == (4, ids.shape[1] + 3)
     assert torch.equal(out[:, : ids.shape[1]], ids.repeat_interleave(2, dim=0))
+
+
+def test_return_dict_false_returns_a_tuple(model):
+    input_ids = torch.tensor([[1, 5, 6, 7]])
+    with torch.no_grad():
+        as_dict = model(input_ids=input_ids)
+        as_tuple = model(input_ids=input_ids, return_dict=False)
+        base = model.model(input_ids=input_ids, return_dict=False)
+    assert isinstance(as_tuple, tuple) and isinstance(base, tuple)
+    torch.testing.assert_close(as_tuple[0], as_dict.logits, rtol=0, atol=0)

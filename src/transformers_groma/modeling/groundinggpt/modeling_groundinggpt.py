@@ -15,6 +15,7 @@ from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_utils import slice_logits_to_keep
+from transformers.utils.generic import can_return_tuple
 
 from ...configuration_groundinggpt import GroundingGPTConfig
 from ..generation import MultimodalGenerationMixin
@@ -124,6 +125,7 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
                 media_embeds[f"{modality}_embeds"] = embeds
         return inputs_embeds, media_embeds
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -201,6 +203,7 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
