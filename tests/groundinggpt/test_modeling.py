@@ -211,6 +211,7 @@ def test_batched_generation_with_padding_equals_one_by_one(model, side):
     }
     batched = generate(model, ids, mask, **batched_media)
     assert torch.equal(batched[:, : ids.shape[1]], ids)  # the caller's prompts, padding as given
+    assert torch.equal(generate(model, ids, None, **batched_media), batched)  # without a mask, pad = padding
     for index, expected in enumerate(alone):  # a sample that stopped early (EOS) is padded with 0
         new_tokens = batched[index, ids.shape[1] :]
         assert torch.equal(new_tokens[: len(expected)], expected)

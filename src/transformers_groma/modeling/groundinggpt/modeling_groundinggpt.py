@@ -262,10 +262,13 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
         """`GenerationMixin.generate` for GroundingGPT prompts (arguments as in `forward`; the rest pass through).
 
         The media are encoded once into the prompt embeddings; prompts padded on the right are moved to the left, so
-        a padded batch generates what its samples generate one by one.
+        a padded batch generates what its samples generate one by one. Without `attention_mask`, the padding token
+        marks the padding (as for Groma).
         """
         if input_ids is None:
             raise ValueError("`generate` needs `input_ids` (the prompts with their placeholder blocks).")
+        if attention_mask is None and self.config.text_config.pad_token_id is not None:
+            attention_mask = (input_ids != self.config.text_config.pad_token_id).long()
         aligned_ids, aligned_mask = left_align(input_ids, attention_mask)
         inputs_embeds, _ = self.model.get_multimodal_embeddings(
             aligned_ids, pixel_values, pixel_values_videos, video_num_frames, input_features
