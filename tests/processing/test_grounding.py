@@ -163,8 +163,12 @@ def test_parse_grounded_text(text, clean, entities):
             "<p>x</p><roi><r4><ground_box></roi>",
             "Dropping region indices [4]: their <roi> group is interrupted by '<gr",
         ),
-        ("one <r9> two", "Dropping <r9>: region index tokens only count inside a <roi> group."),
-        ("<roi><r1></roi><r2>", "Dropping <r2>"),
+        ("one <r9> two", "Dropping 1 region index token(s) outside a <roi> group (they only count inside one): <r9>."),
+        ("<roi><r1></roi><r2>", "Dropping 1 region index token(s) outside a <roi> group"),
+        (
+            "<r2> a <r3> b <r2>",
+            "Dropping 3 region index token(s) outside a <roi> group (they only count inside one): <r2>, <r3>, <r2>.",
+        ),
     ],
 )
 def test_parse_grounded_text_warns_when_it_drops_region_indices(caplog, text, warning):

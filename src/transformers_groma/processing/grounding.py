@@ -219,6 +219,7 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
     last_phrase: GroundedEntity | None = None  # closed phrase that a `<roi>` group may still attach to
     group: list[int] | None = None  # region indices of the open `<roi>` group
     group_owner: GroundedEntity | None = None
+    stray: list[str] = []  # `<rK>` tokens outside any `<roi>` group
 
     position = 0
     for match in [*_TAG_PATTERN.finditer(text), None]:
@@ -271,8 +272,14 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
         elif tag == ROI_START_TOKEN:
             group, group_owner, last_phrase, phrase_start = [], last_phrase, None, None
         elif is_region:
-            logger.warning(f"Dropping {tag}: region index tokens only count inside a {ROI_START_TOKEN} group.")
+            stray.append(tag)
 
+    if stray:  # one warning per text: a confused generation can hold many
+        shown = ", ".join(stray[:10]) + (", ..." if len(stray) > 10 else "")
+        logger.warning(
+            f"Dropping {len(stray)} region index token(s) outside a {ROI_START_TOKEN} group (they only count inside "
+            f"one): {shown}."
+        )
     return clean_text.rstrip(), entities
 
 
