@@ -110,11 +110,10 @@ def load_model_and_processor(
     `from_pretrained` does). A folder whose processor or weights cannot be loaded exits with the reason.
     """
     if args.tiny:
-        from .conversion.convert_groma_to_hf import cast_for_storage
         from .tiny import tiny_groma_model, tiny_groma_processor
 
         # Keep every proposal above a zero score so the demo picture shows the proposer's regions.
-        model = cast_for_storage(tiny_groma_model(box_score_threshold=0.0), dtype)
+        model = tiny_groma_model(box_score_threshold=0.0).cast_to(dtype)
         return model.to(device), tiny_groma_processor()
     if args.tiny_groundinggpt:
         from .tiny import tiny_groundinggpt_model, tiny_groundinggpt_processor

@@ -426,6 +426,14 @@ def test_from_pretrained_bf16_keeps_the_vision_path_in_fp32(tmp_path):
     assert generated.shape == (2, inputs["input_ids"].shape[1] + 3)
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_cast_to_gives_the_dtypes_from_pretrained_loads(tmp_path, keep):
+    make_model(keep_vision_path_fp32=keep).save_pretrained(tmp_path)
+    loaded = GromaForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    cast = make_model(keep_vision_path_fp32=keep).cast_to(torch.bfloat16)
+    assert {n: p.dtype for n, p in cast.named_parameters()} == {n: p.dtype for n, p in loaded.named_parameters()}
+
+
 def test_from_pretrained_bf16_casts_everything_without_keep_vision_path_fp32(tmp_path):
     make_model(keep_vision_path_fp32=False).save_pretrained(tmp_path)
     loaded = GromaForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.bfloat16)

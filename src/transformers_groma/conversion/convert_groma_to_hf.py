@@ -19,7 +19,6 @@ from transformers import GenerationConfig
 
 from ..configuration_groma import GromaConfig
 from ..modeling import GromaForConditionalGeneration, GromaForRegionProposal
-from ..modeling.modeling_groma import VISION_PATH_MODULES, GromaPreTrainedModel
 from ..processing import CHAT_TEMPLATE, GromaImageProcessor, GromaProcessor, load_original_tokenizer
 from .checkpoint_io import (
     DTYPES,
@@ -103,17 +102,6 @@ def build_generation_config(input_dir: Path, config: GromaConfig) -> GenerationC
     )
 
 
-def cast_for_storage(model: GromaPreTrainedModel, dtype: torch.dtype) -> GromaPreTrainedModel:
-    """Cast the floating-point weights to `dtype`, except the vision path when `from_pretrained` would keep it in
-    float32 (`config.keep_vision_path_fp32` and a 16-bit `dtype`): the stored weights are then the loaded ones."""
-    keep_fp32 = model.config.keep_vision_path_fp32 and dtype in (torch.float16, torch.bfloat16)
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        in_vision_path = any(part in VISION_PATH_MODULES for part in name.split("."))
-        if tensor.is_floating_point() and not (keep_fp32 and in_vision_path):
-            tensor.data = tensor.data.to(dtype)
-    return model
-
-
 def convert_checkpoint(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -133,7 +121,7 @@ def convert_checkpoint(
 
     Args:
         dtype: dtype of the written weights ("float32", "bfloat16" or "float16"). With a 16-bit dtype the vision
-            path stays float32 unless `overrides` sets `keep_vision_path_fp32` to False (see [`cast_for_storage`]).
+            path stays float32 unless `overrides` sets `keep_vision_path_fp32` to False (see [`GromaPreTrainedModel.cast_to`]).
         image_size: side of the square images the processor resizes to (448 for the released models).
         overrides: native config fields the original hard-codes in code (e.g. `{"region_fuse_groups": 8}`).
         legacy_tokenizer: overrides the `legacy` flag read from the original tokenizer_config.json.
@@ -149,7 +137,7 @@ def convert_checkpoint(
     original_config = read_original_config(input_dir)
     kind = detect_checkpoint_kind(original_config)
     original_state_dict = load_original_state_dict(input_dir)
-    model = cast_for_storage(build_native_model(original_config, original_state_dict, overrides or {}), DTYPES[dtype])
+    model = build_native_model(original_config, original_state_dict, overrides or {}).cast_to(DTYPES[dtype])
     if kind == "groma":
         processor = build_processor(input_dir, model.config, image_size, legacy_tokenizer)
     else:  # the detector takes images only

@@ -81,6 +81,16 @@ class GromaPreTrainedModel(PreTrainedModel):
         if self.config.keep_vision_path_fp32:
             self._keep_in_fp32_modules_strict = list(VISION_PATH_MODULES)
 
+    def cast_to(self, dtype: torch.dtype) -> "GromaPreTrainedModel":
+        """Cast the floating-point weights to `dtype` in place, as `from_pretrained(..., dtype=dtype)` loads them: a
+        16-bit `dtype` leaves the modules transformers keeps in float32 (the vision path with
+        `config.keep_vision_path_fp32`) as they are. Returns the model."""
+        keep = self._keep_in_fp32_modules_strict if dtype in (torch.float16, torch.bfloat16) else ()
+        for name, tensor in [*self.named_parameters(), *self.named_buffers()]:
+            if tensor.is_floating_point() and not any(pattern in name for pattern in keep):
+                tensor.data = tensor.data.to(dtype)
+        return self
+
     def _build_vision_tower(self) -> nn.Module:
         vision_tower = AutoModel.from_config(self.config.vision_config)
         if self.config.legacy_position_interpolation:
