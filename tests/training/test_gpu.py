@@ -4,19 +4,22 @@ import pytest
 import torch
 from transformers.utils import is_flash_attn_2_available
 
-from transformers_groma import GromaForConditionalGeneration
-from transformers_groma.tiny import tiny_groma_config, tiny_groma_processor
-from transformers_groma.training import DataSource, GromaDataCollator, build_conversation_mixture
-from transformers_groma.training.run_vl import run as train_vl
 
-from .synthetic import QUIET_ARGS
+# Skipped before the training imports, so a GPU machine without the `train` extra skips instead of failing.
+if not torch.cuda.is_available():
+    pytest.skip("needs a CUDA device", allow_module_level=True)
+if not is_flash_attn_2_available():
+    pytest.skip("needs the flash-attn package", allow_module_level=True)
+
+from transformers_groma import GromaForConditionalGeneration  # noqa: E402
+from transformers_groma.tiny import tiny_groma_config, tiny_groma_processor  # noqa: E402
+from transformers_groma.training import DataSource, GromaDataCollator, build_conversation_mixture  # noqa: E402
+from transformers_groma.training.run_vl import run as train_vl  # noqa: E402
+
+from .synthetic import QUIET_ARGS  # noqa: E402
 
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-    pytest.mark.skipif(not is_flash_attn_2_available(), reason="needs the flash-attn package"),
-]
+pytestmark = pytest.mark.gpu
 
 
 def loss_and_grads(batch: dict, attn_implementation: str) -> tuple[torch.Tensor, torch.Tensor]:
