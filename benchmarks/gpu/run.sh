@@ -71,13 +71,13 @@ print("flash_attn installed:", importlib.util.find_spec("flash_attn") is not Non
 PY
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv
 
-step "CUDA-only tests" 45 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs \
+step "CUDA-only tests" 35 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs \
     tests/modeling/test_cuda.py tests/training/test_gpu.py
-bench "grounded inference" 85 grounded_inference.py
+bench "grounded inference" 100 grounded_inference.py
 bench "decode" 90 decode.py --repeats 3
-bench "vision path" 75 vision_path.py
+bench "vision path" 70 vision_path.py
 bench "training throughput" 55 train_throughput.py
-bench "attention" 45 attention.py
+bench "attention" 40 attention.py
 bench "import time" 30 import_time.py --repeats 3
 echo "== done at $(elapsed)s; results in $OUT:"
 ls -la "$OUT"
