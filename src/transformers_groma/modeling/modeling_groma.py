@@ -11,7 +11,7 @@ import os
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput
@@ -19,6 +19,7 @@ from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils.generic import can_return_tuple
 
 from ..configuration_groma import GromaConfig
+from .cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
 from .generation import MultimodalGenerationMixin
 from .loss import detection_loss
 from .outputs import (
@@ -50,11 +51,12 @@ class GromaPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["GromaRegionProposer", "GromaRegionEncoder"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_KWARG]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    _can_compile_fullgraph = True
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -179,13 +181,14 @@ class GromaModel(GromaPreTrainedModel):
         self.language_model.set_input_embeddings(value)
 
     @can_return_tuple
+    @accepts_release_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         refer_boxes: list[torch.Tensor] | None = None,
         ground_boxes: list[torch.Tensor] | None = None,
@@ -242,19 +245,19 @@ class GromaModel(GromaPreTrainedModel):
         elif padding_free:
             raise ValueError("`padding_free` packs a multimodal batch for training; it needs `pixel_values`.")
         else:
-            self._check_text_only(input_ids, past_key_values, refer_boxes, ground_boxes, region_boxes)
+            self._check_text_only(input_ids, cache, refer_boxes, ground_boxes, region_boxes)
         outputs = self.language_model(
             input_ids=input_ids,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache if use_cache is not None else self.config.use_cache,
+            **cache_kwargs(cache),
             **kwargs,
         )
         return GromaModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **cache_kwargs(output_cache(outputs)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             region_boxes=multimodal.region_boxes if multimodal else None,
@@ -274,10 +277,13 @@ class GromaModel(GromaPreTrainedModel):
         region_boxes: list[torch.Tensor] | None = None,
         labels: torch.LongTensor | None = None,
         padding_side: str = "right",
+        inputs_embeds: torch.Tensor | None = None,
     ) -> GromaMultimodalInputs:
         """Everything before the LLM: encode, propose, select, encode regions, expand the prompt, inject features.
 
         See `forward` for the arguments; `padding_side` is where the expanded batch is padded ("left" for generation).
+        `inputs_embeds` ((B, T, D), optional) are the caller's embeddings of the prompt tokens: the expanded prompt
+        keeps them for its text tokens (the placeholders get the features as usual).
         """
         if input_ids.ndim != 2:
             raise ValueError(f"`input_ids` must be (batch, sequence_length), got shape {tuple(input_ids.shape)}.")
@@ -322,7 +328,20 @@ class GromaModel(GromaPreTrainedModel):
         # 5. Embeddings: token embeddings with image, region and referred-region features injected
         has_refer_feat = [(ids_ == self.config.refer_feat_token_id).any() for ids_ in expanded_ids]
         refer_features = [f[i] for f, i, used in zip(region_features, refer_indices, has_refer_feat) if used]
-        inputs_embeds = self.merge_multimodal_embeddings(ids, image_features, region_features, refer_features)
+        text_embeds = None
+        if inputs_embeds is not None:
+            expansion = (
+                input_ids,
+                attention_mask,
+                image_features.shape[1],
+                region_boxes,
+                refer_indices,
+                ground_indices,
+            )
+            text_embeds = self.expand_caller_embeddings(ids, inputs_embeds, padding_side, *expansion)
+        inputs_embeds = self.merge_multimodal_embeddings(
+            ids, image_features, region_features, refer_features, text_embeds
+        )
         return GromaMultimodalInputs(
             inputs_embeds=inputs_embeds,
             input_ids=ids,
@@ -395,15 +414,41 @@ class GromaModel(GromaPreTrainedModel):
         ]
         return [ids for ids, _ in expanded], [lab for _, lab in expanded]
 
+    def expand_caller_embeddings(
+        self,
+        expanded_ids: torch.LongTensor,
+        inputs_embeds: torch.Tensor,
+        padding_side: str,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        num_image_tokens: int,
+        region_boxes: list[torch.Tensor],
+        refer_indices: list[torch.Tensor],
+        ground_indices: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """(B, L, D) embeddings of the expanded prompt: the caller's `inputs_embeds` (B, T, D) at the tokens kept from
+        the prompt, the embeddings of `expanded_ids` at the inserted and rewritten ones."""
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        _, sources = self.expand_batch(
+            input_ids, attention_mask, positions, num_image_tokens, region_boxes, refer_indices, ground_indices
+        )
+        source = pad_sequences(sources, -100, padding_side).clamp(0, input_ids.shape[1] - 1)
+        kept = (pad_sequences(sources, -100, padding_side) >= 0) & (expanded_ids == input_ids.gather(1, source))
+        caller = inputs_embeds.gather(1, source[..., None].expand(-1, -1, inputs_embeds.shape[-1]))
+        own = self.get_input_embeddings()(expanded_ids)
+        return torch.where(kept[..., None], caller.to(own.dtype), own)
+
     def merge_multimodal_embeddings(
         self,
         input_ids: torch.LongTensor,
         image_features: torch.Tensor,
         region_features: list[torch.Tensor],
         refer_features: list[torch.Tensor],
+        text_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Embed the expanded ids and scatter the features into the `<image>`, `<region>` and `<refer_feat>` slots."""
-        inputs_embeds = self.get_input_embeddings()(input_ids)
+        """Embed the expanded ids (or take `text_embeds`, (B, L, D)) and scatter the features into the `<image>`,
+        `<region>` and `<refer_feat>` slots."""
+        inputs_embeds = self.get_input_embeddings()(input_ids) if text_embeds is None else text_embeds
         for token_id, features in (
             (self.config.image_token_id, image_features.flatten(0, 1)),
             (self.config.region_token_id, torch.cat(region_features)),
@@ -419,11 +464,15 @@ class GromaModel(GromaPreTrainedModel):
                 inputs_embeds = inputs_embeds.masked_scatter(slots[..., None], features.to(inputs_embeds.dtype))
         return inputs_embeds
 
-    def _check_text_only(self, input_ids, past_key_values, refer_boxes, ground_boxes, region_boxes):
+    def _check_text_only(self, input_ids, cache, refer_boxes, ground_boxes, region_boxes):
+        """Reject media arguments without `pixel_values`, and an `<image>` placeholder in a call without a cache.
+
+        Calls with a cache (decoding steps) are not inspected: generated tokens are plain text, and decoding then
+        needs no device-to-host sync (so it can be compiled as one graph).
+        """
         if any(boxes is not None for boxes in (refer_boxes, ground_boxes, region_boxes)):
             raise ValueError("`refer_boxes`, `ground_boxes` and `region_boxes` need `pixel_values`.")
-        is_prefill = past_key_values is None or past_key_values.get_seq_length() == 0
-        if input_ids is not None and is_prefill and (input_ids == self.config.image_token_id).any():
+        if input_ids is not None and cache is None and (input_ids == self.config.image_token_id).any():
             raise ValueError(
                 "`input_ids` contain the <image> placeholder but no `pixel_values` were given; pass the image "
                 "(e.g. `processor(images=..., text=...)`)."
@@ -452,13 +501,14 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         return self.model.dtype
 
     @can_return_tuple
+    @accepts_release_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         refer_boxes: list[torch.Tensor] | None = None,
         ground_boxes: list[torch.Tensor] | None = None,
@@ -479,7 +529,7 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
             pixel_values=pixel_values,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             refer_boxes=refer_boxes,
             ground_boxes=ground_boxes,
@@ -524,25 +574,45 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         attention_mask: torch.Tensor | None = None,
         refer_boxes: list[torch.Tensor] | None = None,
         region_boxes: list[torch.Tensor] | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         image_sizes: torch.Tensor | None = None,
         **kwargs,
     ) -> torch.LongTensor | GromaGenerateOutput | GromaGenerateBeamOutput:
         """`GenerationMixin.generate` for Groma prompts (see the class docstring); other kwargs pass through.
 
         Length limits apply to the expanded prompt (each `<image>` becomes the image tokens, `<region>` two tokens
-        per region), so prefer `max_new_tokens` to `max_length`.
+        per region), so prefer `max_new_tokens` to `max_length`. `inputs_embeds` ((B, T, D)) may replace or accompany
+        `input_ids`: the placeholders are found where the embeddings are those of `<image>`, `<region>`,
+        `<refer_box>` and `<refer_feat>`, and, as for any transformers model, only the new tokens are returned when no
+        `input_ids` were given.
         """
+        if self.is_prepared_generate_call(kwargs):
+            return GenerationMixin.generate(self, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         if pixel_values is None:
-            if refer_boxes is not None or region_boxes is not None:
-                raise ValueError("`refer_boxes` and `region_boxes` need `pixel_values`.")
-            return super().generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+            self.model._check_text_only(input_ids, None, refer_boxes, None, region_boxes)
+            return super().generate(
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+            )
+        caller_ids = input_ids
         if input_ids is None:
-            raise ValueError("`pixel_values` need `input_ids` with the <image>/<region> placeholders.")
+            if inputs_embeds is None:
+                raise ValueError("`pixel_values` need `input_ids` with the <image>/<region> placeholders.")
+            config = self.config
+            placeholders = [config.image_token_id, config.region_token_id, config.refer_box_token_id]
+            input_ids = self.placeholder_ids_from_embeds(inputs_embeds, [*placeholders, config.refer_feat_token_id])
+            caller_ids = input_ids[:, :0]
         multimodal = self.model.prepare_multimodal_inputs(
-            input_ids, pixel_values, attention_mask, refer_boxes, None, region_boxes, padding_side="left"
+            input_ids,
+            pixel_values,
+            attention_mask,
+            refer_boxes,
+            None,
+            region_boxes,
+            padding_side="left",
+            inputs_embeds=inputs_embeds,
         )
         outputs, sequences, copies = self.generate_from_embeddings(
-            input_ids, multimodal.input_ids, multimodal.attention_mask, multimodal.inputs_embeds, **kwargs
+            caller_ids, multimodal.input_ids, multimodal.attention_mask, multimodal.inputs_embeds, **kwargs
         )
         if isinstance(outputs, torch.Tensor):
             return sequences

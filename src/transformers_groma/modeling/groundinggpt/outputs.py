@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 import torch
-from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 
@@ -82,21 +82,17 @@ class GroundingGPTAudioFeaturesOutput(ModelOutput):
 
 
 @dataclass
-class GroundingGPTModelOutputWithPast(ModelOutput):
-    """Output of [`GroundingGPTModel`].
+class GroundingGPTModelOutputWithPast(BaseModelOutputWithPast):
+    """Output of [`GroundingGPTModel`]: transformers' `BaseModelOutputWithPast` (with the LLM's cache under the
+    installed release's name: `cache`, or `past_key_values` before 5.25) plus the fields below.
 
     Args:
         last_hidden_state: (B, L, D) LLM output after the final norm.
-        past_key_values: The LLM's cache (when `use_cache`).
         hidden_states / attentions: The LLM's, when requested.
         inputs_embeds: (B, L, D) the LLM input: token embeddings with the media tokens spliced in.
         image_embeds / video_embeds / audio_embeds: the spliced media tokens, (N, tokens, D), when media were given.
     """
 
-    last_hidden_state: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     inputs_embeds: torch.FloatTensor | None = None
     image_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
@@ -104,21 +100,16 @@ class GroundingGPTModelOutputWithPast(ModelOutput):
 
 
 @dataclass
-class GroundingGPTCausalLMOutputWithPast(ModelOutput):
-    """Output of [`GroundingGPTForConditionalGeneration`].
+class GroundingGPTCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """Output of [`GroundingGPTForConditionalGeneration`]: transformers' `CausalLMOutputWithPast` plus the fields below.
 
     Args:
         loss: Scalar next-token cross-entropy (when `labels` are given).
         logits: (B, L, vocab_size) prediction scores (only the last `logits_to_keep` positions when that is set).
-        past_key_values, hidden_states, attentions, inputs_embeds, image_embeds, video_embeds, audio_embeds: As in
+        hidden_states, attentions, inputs_embeds, image_embeds, video_embeds, audio_embeds: As in
             [`GroundingGPTModelOutputWithPast`].
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     inputs_embeds: torch.FloatTensor | None = None
     image_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
