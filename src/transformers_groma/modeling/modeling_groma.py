@@ -15,6 +15,7 @@ from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils.generic import can_return_tuple
 
@@ -79,9 +80,13 @@ class GromaPreTrainedModel(PreTrainedModel):
 
     def _keep_vision_path_fp32(self):
         """With `config.keep_vision_path_fp32`, `from_pretrained(..., dtype=float16/bfloat16)` loads the vision path
-        in float32 (transformers' `_keep_in_fp32_modules_strict`). Call before `post_init`."""
+        in float32 (transformers' `_keep_in_fp32_modules_strict`), and so does `from_config(..., dtype=...)`, which
+        builds the model under that default dtype. Call before `post_init`."""
         if self.config.keep_vision_path_fp32:
-            self._keep_in_fp32_modules_strict = list(VISION_PATH_MODULES)
+            self._keep_in_fp32_modules_strict = [name for name in VISION_PATH_MODULES if hasattr(self, name)]
+            if torch.get_default_dtype() in (torch.float16, torch.bfloat16):
+                for name in self._keep_in_fp32_modules_strict:
+                    getattr(self, name).float()
 
     def cast_to(self, dtype: torch.dtype) -> "GromaPreTrainedModel":
         """Cast the floating-point weights to `dtype` in place, as `from_pretrained(..., dtype=dtype)` loads them: a
@@ -101,14 +106,23 @@ class GromaPreTrainedModel(PreTrainedModel):
 
     def encode_image(self, pixel_values: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[int, int]]:
         """Run DINOv2 once: all hidden states ((B, 1 + h*w, C) each, pre final LayerNorm) and the grid (h, w)."""
+        outputs, grid = self.run_vision_tower(pixel_values)
+        return outputs.hidden_states, grid
+
+    def run_vision_tower(
+        self, pixel_values: torch.Tensor, output_attentions: bool | None = None
+    ) -> tuple[BaseModelOutputWithPooling, tuple[int, int]]:
+        """DINOv2's output on (B, 3, H, W) `pixel_values` (with all hidden states) and the patch grid (h, w)."""
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
             raise ValueError(
                 f"`pixel_values` must be (batch, 3, height, width), got shape {tuple(pixel_values.shape)}."
             )
         patch = self.config.vision_config.patch_size
         grid = (pixel_values.shape[2] // patch, pixel_values.shape[3] // patch)
-        outputs = self.vision_tower(pixel_values.to(self.vision_tower.dtype), output_hidden_states=True)
-        return outputs.hidden_states, grid
+        outputs = self.vision_tower(
+            pixel_values.to(self.vision_tower.dtype), output_hidden_states=True, output_attentions=output_attentions
+        )
+        return outputs, grid
 
     def get_feature_map(
         self, vision_states: tuple[torch.Tensor, ...], layers: list[int], grid: tuple[int, int]
@@ -303,7 +317,7 @@ class GromaModel(GromaPreTrainedModel):
 
         # 1. Image: DINOv2 -> 2x2 merge -> bridge MLP
         vision_states, grid = self.encode_image(pixel_values)
-        image_features = self.get_image_features(vision_states, grid)  # (B, h*w/4, D)
+        image_features = self.project_image_features(vision_states, grid)  # (B, h*w/4, D)
         # 2. Regions: proposals + user/GT boxes -> NMS -> top-k (or the caller's regions)
         if region_boxes is None:
             proposals = self.get_region_proposals(vision_states, grid)
@@ -351,7 +365,28 @@ class GromaModel(GromaPreTrainedModel):
             region_scores=region_scores,
         )
 
-    def get_image_features(self, vision_states: tuple[torch.Tensor, ...], grid: tuple[int, int]) -> torch.Tensor:
+    @can_return_tuple
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """transformers' VLM feature API: the image tokens of (B, 3, H, W) `pixel_values` as `pooler_output`
+        ((B, h*w/4, D), what fills each prompt's `<image>` slots), DINOv2's `last_hidden_state` ((B, 1 + h*w, C)),
+        and its hidden states and attentions when requested."""
+        outputs, grid = self.run_vision_tower(pixel_values, output_attentions)
+        if output_hidden_states is None:
+            output_hidden_states = self.config.vision_config.output_hidden_states
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=self.project_image_features(outputs.hidden_states, grid),
+            hidden_states=outputs.hidden_states if output_hidden_states else None,
+            attentions=outputs.attentions,
+        )
+
+    def project_image_features(self, vision_states: tuple[torch.Tensor, ...], grid: tuple[int, int]) -> torch.Tensor:
         """Image tokens (B, h*w/4, D): the chosen DINOv2 layer, 2x2-merged, through the bridge MLP."""
         feature_map = self.get_feature_map(vision_states, [self.config.image_feature_layer], grid)
         return self.multi_modal_projector(merge_patches_2x2(feature_map))
@@ -488,6 +523,8 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    # shards the head like the input embeddings it is tied to (which transformers shards on the vocabulary)
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: GromaConfig):
         super().__init__(config)
@@ -499,6 +536,10 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
     def dtype(self) -> torch.dtype:
         """The language model's dtype (the vision path may be kept in float32, see `config.keep_vision_path_fp32`)."""
         return self.model.dtype
+
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """See [`GromaModel.get_image_features`]."""
+        return self.model.get_image_features(pixel_values, **kwargs)
 
     @can_return_tuple
     @accepts_release_cache_name

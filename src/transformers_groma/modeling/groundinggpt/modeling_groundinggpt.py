@@ -80,18 +80,30 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module):
         self.language_model.set_input_embeddings(value)
 
-    def get_image_features(self, pixel_values: torch.Tensor) -> GroundingGPTImageFeaturesOutput:
-        """Image tokens of (N, 3, H, W) images; see [`GroundingGPTImageEncoder`]."""
-        return self.image_encoder(pixel_values)
+    @can_return_tuple
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> GroundingGPTImageFeaturesOutput:
+        """Image tokens (`pooler_output`, (N, num_image_tokens, D)) of (N, 3, H, W) images, with CLIP's outputs;
+        see [`GroundingGPTImageEncoder`]."""
+        return self.image_encoder(pixel_values, output_hidden_states, output_attentions)
 
+    @can_return_tuple
     def get_video_features(
-        self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None
+        self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None, **kwargs
     ) -> GroundingGPTVideoFeaturesOutput:
-        """Video tokens of (N, 3, T, H, W) videos; see [`GroundingGPTVideoEncoder`]."""
+        """Video tokens (`pooler_output`, (N, num_video_tokens, D)) of (N, 3, T, H, W) videos; see
+        [`GroundingGPTVideoEncoder`]."""
         return self.video_encoder(pixel_values_videos, video_num_frames)
 
-    def get_audio_features(self, input_features: torch.Tensor) -> GroundingGPTAudioFeaturesOutput:
-        """Audio tokens of (N, clips, 1, mel, frames) log-mel clips; see [`GroundingGPTAudioEncoder`]."""
+    @can_return_tuple
+    def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> GroundingGPTAudioFeaturesOutput:
+        """Audio tokens (`pooler_output`, (N, num_audio_tokens, D)) of (N, clips, 1, mel, frames) log-mel clips; see
+        [`GroundingGPTAudioEncoder`]."""
         return self.audio_encoder(input_features)
 
     def get_multimodal_embeddings(
@@ -113,11 +125,11 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
             ValueError: when the media do not match the placeholder blocks one to one, or have the wrong layout.
         """
         features = {
-            "image": None if pixel_values is None else self.get_image_features(pixel_values).image_embeds,
+            "image": None if pixel_values is None else self.image_encoder(pixel_values).pooler_output,
             "video": None
             if pixel_values_videos is None
-            else self.get_video_features(pixel_values_videos, video_num_frames).video_embeds,
-            "audio": None if input_features is None else self.get_audio_features(input_features).audio_embeds,
+            else self.video_encoder(pixel_values_videos, video_num_frames).pooler_output,
+            "audio": None if input_features is None else self.audio_encoder(input_features).pooler_output,
         }
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
@@ -203,12 +215,26 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    # shards the head like the input embeddings it may be tied to (which transformers shards on the vocabulary)
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: GroundingGPTConfig):
         super().__init__(config)
         self.model = GroundingGPTModel(config)
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
+
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> GroundingGPTImageFeaturesOutput:
+        """See [`GroundingGPTModel.get_image_features`]."""
+        return self.model.get_image_features(pixel_values, **kwargs)
+
+    def get_video_features(self, pixel_values_videos: torch.Tensor, **kwargs) -> GroundingGPTVideoFeaturesOutput:
+        """See [`GroundingGPTModel.get_video_features`]."""
+        return self.model.get_video_features(pixel_values_videos, **kwargs)
+
+    def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> GroundingGPTAudioFeaturesOutput:
+        """See [`GroundingGPTModel.get_audio_features`]."""
+        return self.model.get_audio_features(input_features, **kwargs)
 
     @can_return_tuple
     @accepts_release_cache_name
