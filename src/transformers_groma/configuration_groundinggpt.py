@@ -58,6 +58,7 @@ class GroundingGPTImageBindAudioConfig(PreTrainedConfig):
     """
 
     model_type = "groundinggpt_imagebind_audio"
+    base_config_key = "audio_config"
 
     hidden_size: int = 768
     num_hidden_layers: int = 12
@@ -92,6 +93,33 @@ class GroundingGPTImageBindAudioConfig(PreTrainedConfig):
                 f"The spectrogram ({self.num_mel_bins} x {self.target_length}) is smaller than one patch "
                 f"({self.patch_size})."
             )
+
+
+# GroundingGPT's sub-configs reuse BLIP-2's config classes, under their own key in the composite config: every class
+# names the key it is read from (`base_config_key`), so `SubConfig.from_pretrained(groundinggpt_dir)` loads its own
+# part (three Q-Formers share `Blip2QFormerConfig`, and BLIP-2's vision config would read `vision_config`, CLIP's).
+class GroundingGPTVideoVisionConfig(Blip2VisionConfig):
+    """EVA-ViT-g frame encoder of the video branch ([`Blip2VisionConfig`] read from `video_vision_config`)."""
+
+    base_config_key = "video_vision_config"
+
+
+class GroundingGPTVideoQFormerConfig(Blip2QFormerConfig):
+    """Frame Q-Former of the video branch ([`Blip2QFormerConfig`] read from `video_qformer_config`)."""
+
+    base_config_key = "video_qformer_config"
+
+
+class GroundingGPTVideoTemporalQFormerConfig(Blip2QFormerConfig):
+    """Temporal Q-Former of the video branch ([`Blip2QFormerConfig`] read from `video_temporal_qformer_config`)."""
+
+    base_config_key = "video_temporal_qformer_config"
+
+
+class GroundingGPTAudioQFormerConfig(Blip2QFormerConfig):
+    """Q-Former of the audio branch ([`Blip2QFormerConfig`] read from `audio_qformer_config`)."""
+
+    base_config_key = "audio_qformer_config"
 
 
 @strict
@@ -151,18 +179,18 @@ class GroundingGPTConfig(PreTrainedConfig):
                 "projection_dim": 768,
             },
         ),
-        "video_vision_config": Blip2VisionConfig,
+        "video_vision_config": GroundingGPTVideoVisionConfig,
         "video_qformer_config": SubConfigSpec(
-            config_class=Blip2QFormerConfig,
+            config_class=GroundingGPTVideoQFormerConfig,
             init_kwargs={"num_hidden_layers": 12, "cross_attention_frequency": 2, "encoder_hidden_size": 1408},
         ),
         "video_temporal_qformer_config": SubConfigSpec(
-            config_class=Blip2QFormerConfig,
+            config_class=GroundingGPTVideoTemporalQFormerConfig,
             init_kwargs={"num_hidden_layers": 2, "cross_attention_frequency": 1, "encoder_hidden_size": 768},
         ),
         "audio_config": GroundingGPTImageBindAudioConfig,
         "audio_qformer_config": SubConfigSpec(
-            config_class=Blip2QFormerConfig,
+            config_class=GroundingGPTAudioQFormerConfig,
             init_kwargs={"num_hidden_layers": 2, "cross_attention_frequency": 1, "encoder_hidden_size": 1024},
         ),
     }
@@ -239,4 +267,11 @@ class GroundingGPTConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}.")
 
 
-__all__ = ["GroundingGPTConfig", "GroundingGPTImageBindAudioConfig"]
+__all__ = [
+    "GroundingGPTAudioQFormerConfig",
+    "GroundingGPTConfig",
+    "GroundingGPTImageBindAudioConfig",
+    "GroundingGPTVideoQFormerConfig",
+    "GroundingGPTVideoTemporalQFormerConfig",
+    "GroundingGPTVideoVisionConfig",
+]

@@ -73,7 +73,7 @@ def test_vision_and_proposer_match_original(converted, inputs, expected):
     with torch.no_grad():
         vision_states, grid = model.model.encode_image(inputs["pixel_values"])
         proposals = model.model.get_region_proposals(vision_states, grid)
-        image_features = model.model.get_image_features(vision_states, grid)
+        image_features = model.model.project_image_features(vision_states, grid)
     assert_close(torch.stack(vision_states), expected["dinov2_hidden_states"])
     assert_close(image_features, expected["image_features_projected"])
     assert_close(proposals.encoder_last_hidden_state, expected["proposer_encoder_last_hidden_state"])

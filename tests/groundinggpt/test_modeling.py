@@ -5,6 +5,7 @@ import torch
 from transformers import AutoModel, AutoModelForImageTextToText
 
 from transformers_groma import GroundingGPTForConditionalGeneration, GroundingGPTModel
+from transformers_groma.modeling.cache_api import output_cache
 
 from .conftest import (
     AUDIO,
@@ -128,15 +129,18 @@ def test_wrong_tensor_layouts_raise_naming_the_argument(model, kind, bad, messag
         run(model, prompt(kind), **{MEDIA_ARGUMENT[kind]: bad})
 
 
-def test_placeholders_after_a_cached_prefix_are_checked_but_decoding_steps_are_text(model):
-    first = run(model, prompt(), use_cache=True)
-    cache_length = first.past_key_values.get_seq_length()
+def test_placeholders_need_media_without_a_cache_but_tokens_on_a_cache_are_text(model):
     with pytest.raises(ValueError, match="no `pixel_values` given but `input_ids` has 1 image placeholder block"):
-        run(model, prompt("image")[1:], past_key_values=first.past_key_values, use_cache=True)
-    assert first.past_key_values.get_seq_length() == cache_length  # rejected before the LLM ran
-    # a continuation chunk of plain text, and a one-token decoding step, run on the cache
-    text = run(model, prompt(seed=1)[1:], past_key_values=first.past_key_values, use_cache=True)
-    step = run(model, torch.tensor([[IMAGE]]), past_key_values=text.past_key_values, use_cache=True)
+        run(model, prompt("image"), use_cache=False)
+    first = run(model, prompt(), use_cache=True)
+    cache = output_cache(first)
+    cache_length = cache.get_seq_length()
+    # a continuation chunk (e.g. assisted-decoding candidates) and a one-token decoding step are plain text, even
+    # when they hold media tokens: generated tokens are never media
+    chunk = prompt("image")[1:6]
+    text = run(model, chunk, cache=cache, use_cache=True)
+    assert output_cache(text).get_seq_length() == cache_length + len(chunk)
+    step = run(model, torch.tensor([[IMAGE]]), cache=output_cache(text), use_cache=True)
     assert step.logits.shape == (1, 1, model.config.text_config.vocab_size)
 
 

@@ -84,7 +84,7 @@ def media_inputs(inputs, sample):
 def test_image_branch_matches_original(converted, inputs, expected):
     model, _ = converted
     with torch.no_grad():
-        out = model.model.get_image_features(inputs["image_rec.images"])
+        out = model.model.get_image_features(inputs["image_rec.images"], output_hidden_states=True)
     assert_close(out.hidden_states[0], expected["image_rec.image.clip_hidden_states"][0])
     assert_close(torch.stack(out.hidden_states), expected["image_rec.image.clip_hidden_states"])
     assert_close(out.vision_features, expected["image_rec.image.clip_select_features"])

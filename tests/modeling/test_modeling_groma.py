@@ -18,6 +18,7 @@ from transformers_groma import (
     GromaModel,
     GromaRegionProposerConfig,
 )
+from transformers_groma.modeling.cache_api import output_cache
 from transformers_groma.tiny import tiny_groma_config
 
 from .groma_test_utils import (
@@ -76,7 +77,7 @@ def test_output_shapes_with_batch_padding_and_region_counts():
     torch.testing.assert_close(out.region_boxes[0], GRID[:3])
     torch.testing.assert_close(out.region_scores[1], torch.ones(1))
     assert out.loss is None and out.expanded_labels is None
-    assert out.past_key_values is not None
+    assert output_cache(out) is not None
 
 
 def test_expanded_ids_layout_and_right_padding():
@@ -607,7 +608,7 @@ def test_training_mode_does_not_build_a_cache_with_checkpointing():
     model = _checkpointing_model()
     model.activation_checkpointing_enable()
     out = model(**_training_batch())
-    assert out.past_key_values is None
+    assert output_cache(out) is None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -812,7 +813,7 @@ def test_padding_free_batch_matches_the_padded_batch():
     torch.testing.assert_close(packed.logits[0], padded.logits[real], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(packed.loss, padded.loss)
     assert torch.equal(packed.expanded_input_ids[0], padded.expanded_input_ids[real])
-    assert packed.past_key_values is None
+    assert output_cache(packed) is None
 
 
 def test_padding_free_needs_pixel_values():

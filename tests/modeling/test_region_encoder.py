@@ -68,7 +68,10 @@ def test_legacy_box_format_reads_cxcywh_as_xyxy():
     as_corners = box_convert(boxes, "xyxy", "cxcywh")
     legacy_features, legacy_pooled = _pooled(legacy, maps, [boxes])
     fixed_features, fixed_pooled = _pooled(fixed, maps, [as_corners])
-    torch.testing.assert_close(legacy_pooled, fixed_pooled, rtol=1e-5, atol=1e-6)
+    # the cxcywh <-> xyxy round trip moves the corners by float32 rounding (~1e-7 of the image); bilinear RoIAlign
+    # turns that into differences of ~1e-6 on some CPUs, while a different window changes the pooled features by
+    # far more than 1e-4 (checked below)
+    torch.testing.assert_close(legacy_pooled, fixed_pooled, rtol=1e-4, atol=1e-5)
     # with the same boxes the two encoders pool different windows
     _, fixed_same = _pooled(fixed, maps, [boxes])
     assert not torch.allclose(legacy_pooled, fixed_same, atol=1e-4)
@@ -83,7 +86,10 @@ def test_legacy_spatial_scale_doubles_the_roi_coordinates():
     doubled = box_convert(box_convert(boxes, "cxcywh", "xyxy") * 2, "xyxy", "cxcywh")
     _, legacy_pooled = _pooled(legacy, maps, [boxes])
     _, fixed_pooled = _pooled(fixed, maps, [doubled])
-    torch.testing.assert_close(legacy_pooled, fixed_pooled, rtol=1e-5, atol=1e-6)
+    # the cxcywh <-> xyxy round trip moves the corners by float32 rounding (~1e-7 of the image); bilinear RoIAlign
+    # turns that into differences of ~1e-6 on some CPUs, while a different window changes the pooled features by
+    # far more than 1e-4 (checked below)
+    torch.testing.assert_close(legacy_pooled, fixed_pooled, rtol=1e-4, atol=1e-5)
     _, fixed_same = _pooled(fixed, maps, [boxes])
     assert not torch.allclose(legacy_pooled, fixed_same, atol=1e-4)
 
@@ -115,7 +121,10 @@ def test_roi_flags_change_region_tokens_only(flag):
         for a, b in zip(states, fixed_states):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
         torch.testing.assert_close(
-            legacy.model.get_image_features(states, grid), fixed.model.get_image_features(states, grid), rtol=0, atol=0
+            legacy.model.project_image_features(states, grid),
+            fixed.model.project_image_features(states, grid),
+            rtol=0,
+            atol=0,
         )
         proposals = legacy.model.get_region_proposals(states, grid)
         fixed_proposals = fixed.model.get_region_proposals(states, grid)

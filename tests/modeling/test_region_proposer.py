@@ -169,7 +169,7 @@ def test_proposer_flags_change_proposals_only(flag):
         proposed = [m(input_ids=prompt, pixel_values=pixels(1)) for m in models]
         given = [m(input_ids=prompt, pixel_values=pixels(1), region_boxes=[GRID]) for m in models]
         states, grid = models[0].model.encode_image(pixels(1))
-        image_features = [m.model.get_image_features(states, grid) for m in models]
+        image_features = [m.model.project_image_features(states, grid) for m in models]
     assert not torch.allclose(proposed[0].region_boxes[0], proposed[1].region_boxes[0])
     torch.testing.assert_close(given[0].logits, given[1].logits, rtol=0, atol=0)
     torch.testing.assert_close(*image_features, rtol=0, atol=0)

@@ -50,7 +50,7 @@ def test_image_features_use_the_configured_layer():
     model = make_model(image_feature_layer=2)
     with torch.no_grad():
         states, grid = model.model.encode_image(pixels(1))
-        features = model.model.get_image_features(states, grid)
+        features = model.model.project_image_features(states, grid)
         by_hand = model.model.multi_modal_projector(merge_patches_2x2(tokens_to_feature_map(states[2][:, 1:], 8, 8)))
         other_layer = model.model.multi_modal_projector(
             merge_patches_2x2(tokens_to_feature_map(states[-1][:, 1:], 8, 8))

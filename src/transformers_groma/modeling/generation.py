@@ -1,7 +1,10 @@
 """Generation plumbing shared by the multimodal heads (Groma, GroundingGPT).
 
-Both encode their media once into prompt embeddings, generate from those embeddings, and hand back the caller's
-prompt followed by the new tokens, so `sequences[:, input_ids.shape[1]:]` are the generated tokens as with any LM.
+Both encode their media once into prompt embeddings and generate from the prepared prompt ids, reading the prompt's
+embeddings (media included) from `multimodal_prompt_embeds` whenever a forward covers prompt positions: the prefill
+with a cache, every step without one (`use_cache=False`), a restart from part of a cache. Steps after the prompt feed
+the new token ids. `generate` hands back the caller's prompt followed by the new tokens, so
+`sequences[:, input_ids.shape[1]:]` are the generated tokens as with any LM.
 """
 
 import torch
@@ -37,27 +40,52 @@ class MultimodalGenerationMixin(GenerationMixin):
             the new tokens, and `copies`, the sequences returned per prompt (`num_return_sequences`).
         """
         outputs = GenerationMixin.generate(
-            self, input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+            self, input_ids=input_ids, attention_mask=attention_mask, multimodal_prompt_embeds=inputs_embeds, **kwargs
         )
         sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
         copies = sequences.shape[0] // caller_input_ids.shape[0]
         prompts = caller_input_ids.repeat_interleave(copies, dim=0)
         return outputs, torch.cat([prompts, sequences[:, input_ids.shape[1] :]], dim=1), copies
 
+    def is_prepared_generate_call(self, kwargs: dict) -> bool:
+        """Whether `generate` was called with a prompt prepared already (`multimodal_prompt_embeds`): the assistant's
+        calls in assisted decoding, which go straight to `GenerationMixin.generate`."""
+        return kwargs.get("multimodal_prompt_embeds") is not None
+
+    def placeholder_ids_from_embeds(self, inputs_embeds: torch.Tensor, token_ids: list[int]) -> torch.LongTensor:
+        """(B, L) ids standing in for prompts given only as `inputs_embeds`: the placeholder tokens `token_ids` where
+        the embedding is exactly theirs (as transformers' VLMs find their image tokens), 0 elsewhere."""
+        ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+        table = self.get_input_embeddings()(torch.tensor(token_ids, device=inputs_embeds.device))
+        for token_id, embedding in zip(token_ids, table):
+            ids = ids.masked_fill((inputs_embeds == embedding.to(inputs_embeds.dtype)).all(-1), token_id)
+        return ids
+
     def prepare_inputs_for_generation(
         self,
         input_ids: torch.LongTensor,
+        multimodal_prompt_embeds: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        is_first_iteration: bool = False,
         **kwargs,
     ) -> dict:
-        """`GenerationMixin.prepare_inputs_for_generation`, keeping the multimodal prompt embeddings when no cache
-        is used."""
-        model_inputs = super().prepare_inputs_for_generation(
-            input_ids, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
-        )
-        if inputs_embeds is not None and not is_first_iteration and not kwargs.get("use_cache", True):
-            # Without a cache every step re-reads the whole sequence: the prompt keeps its multimodal embeddings.
-            new_tokens = model_inputs.pop("input_ids")[:, inputs_embeds.shape[1] :]
-            model_inputs["inputs_embeds"] = torch.cat([inputs_embeds, self.get_input_embeddings()(new_tokens)], dim=1)
+        """`GenerationMixin.prepare_inputs_for_generation`, feeding the prompt's multimodal embeddings.
+
+        Args:
+            input_ids: (B, S) the whole sequence so far: prepared prompt (length P) and new tokens.
+            multimodal_prompt_embeds: (B, P, D) the prompt's embeddings with the media features in place.
+
+        When the step's input reaches back into the prompt (it starts at position `S - n < P`), it is fed as
+        `inputs_embeds`: the prompt embeddings from there on, then the embeddings of the new tokens.
+        """
+        model_inputs = super().prepare_inputs_for_generation(input_ids, inputs_embeds=inputs_embeds, **kwargs)
+        step_ids = model_inputs.get("input_ids")
+        if multimodal_prompt_embeds is None or step_ids is None:
+            return model_inputs
+        prompt_length = multimodal_prompt_embeds.shape[1]
+        start = input_ids.shape[1] - step_ids.shape[1]
+        if start < prompt_length:
+            new_tokens = self.get_input_embeddings()(input_ids[:, prompt_length:])
+            embeds = torch.cat([multimodal_prompt_embeds[:, start:].to(new_tokens.dtype), new_tokens], dim=1)
+            model_inputs["input_ids"] = None
+            model_inputs["inputs_embeds"] = embeds.contiguous()
         return model_inputs

@@ -11,14 +11,16 @@ import os
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils.generic import can_return_tuple
 
 from ..configuration_groma import GromaConfig
+from .cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
 from .generation import MultimodalGenerationMixin
 from .loss import detection_loss
 from .outputs import (
@@ -50,11 +52,12 @@ class GromaPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["GromaRegionProposer", "GromaRegionEncoder"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_KWARG]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    _can_compile_fullgraph = True
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -77,9 +80,13 @@ class GromaPreTrainedModel(PreTrainedModel):
 
     def _keep_vision_path_fp32(self):
         """With `config.keep_vision_path_fp32`, `from_pretrained(..., dtype=float16/bfloat16)` loads the vision path
-        in float32 (transformers' `_keep_in_fp32_modules_strict`). Call before `post_init`."""
+        in float32 (transformers' `_keep_in_fp32_modules_strict`), and so does `from_config(..., dtype=...)`, which
+        builds the model under that default dtype. Call before `post_init`."""
         if self.config.keep_vision_path_fp32:
-            self._keep_in_fp32_modules_strict = list(VISION_PATH_MODULES)
+            self._keep_in_fp32_modules_strict = [name for name in VISION_PATH_MODULES if hasattr(self, name)]
+            if torch.get_default_dtype() in (torch.float16, torch.bfloat16):
+                for name in self._keep_in_fp32_modules_strict:
+                    getattr(self, name).float()
 
     def cast_to(self, dtype: torch.dtype) -> "GromaPreTrainedModel":
         """Cast the floating-point weights to `dtype` in place, as `from_pretrained(..., dtype=dtype)` loads them: a
@@ -99,14 +106,23 @@ class GromaPreTrainedModel(PreTrainedModel):
 
     def encode_image(self, pixel_values: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], tuple[int, int]]:
         """Run DINOv2 once: all hidden states ((B, 1 + h*w, C) each, pre final LayerNorm) and the grid (h, w)."""
+        outputs, grid = self.run_vision_tower(pixel_values)
+        return outputs.hidden_states, grid
+
+    def run_vision_tower(
+        self, pixel_values: torch.Tensor, output_attentions: bool | None = None
+    ) -> tuple[BaseModelOutputWithPooling, tuple[int, int]]:
+        """DINOv2's output on (B, 3, H, W) `pixel_values` (with all hidden states) and the patch grid (h, w)."""
         if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
             raise ValueError(
                 f"`pixel_values` must be (batch, 3, height, width), got shape {tuple(pixel_values.shape)}."
             )
         patch = self.config.vision_config.patch_size
         grid = (pixel_values.shape[2] // patch, pixel_values.shape[3] // patch)
-        outputs = self.vision_tower(pixel_values.to(self.vision_tower.dtype), output_hidden_states=True)
-        return outputs.hidden_states, grid
+        outputs = self.vision_tower(
+            pixel_values.to(self.vision_tower.dtype), output_hidden_states=True, output_attentions=output_attentions
+        )
+        return outputs, grid
 
     def get_feature_map(
         self, vision_states: tuple[torch.Tensor, ...], layers: list[int], grid: tuple[int, int]
@@ -179,13 +195,14 @@ class GromaModel(GromaPreTrainedModel):
         self.language_model.set_input_embeddings(value)
 
     @can_return_tuple
+    @accepts_release_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         refer_boxes: list[torch.Tensor] | None = None,
         ground_boxes: list[torch.Tensor] | None = None,
@@ -242,19 +259,19 @@ class GromaModel(GromaPreTrainedModel):
         elif padding_free:
             raise ValueError("`padding_free` packs a multimodal batch for training; it needs `pixel_values`.")
         else:
-            self._check_text_only(input_ids, past_key_values, refer_boxes, ground_boxes, region_boxes)
+            self._check_text_only(input_ids, cache, refer_boxes, ground_boxes, region_boxes)
         outputs = self.language_model(
             input_ids=input_ids,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache if use_cache is not None else self.config.use_cache,
+            **cache_kwargs(cache),
             **kwargs,
         )
         return GromaModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **cache_kwargs(output_cache(outputs)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             region_boxes=multimodal.region_boxes if multimodal else None,
@@ -274,10 +291,13 @@ class GromaModel(GromaPreTrainedModel):
         region_boxes: list[torch.Tensor] | None = None,
         labels: torch.LongTensor | None = None,
         padding_side: str = "right",
+        inputs_embeds: torch.Tensor | None = None,
     ) -> GromaMultimodalInputs:
         """Everything before the LLM: encode, propose, select, encode regions, expand the prompt, inject features.
 
         See `forward` for the arguments; `padding_side` is where the expanded batch is padded ("left" for generation).
+        `inputs_embeds` ((B, T, D), optional) are the caller's embeddings of the prompt tokens: the expanded prompt
+        keeps them for its text tokens (the placeholders get the features as usual).
         """
         if input_ids.ndim != 2:
             raise ValueError(f"`input_ids` must be (batch, sequence_length), got shape {tuple(input_ids.shape)}.")
@@ -297,7 +317,7 @@ class GromaModel(GromaPreTrainedModel):
 
         # 1. Image: DINOv2 -> 2x2 merge -> bridge MLP
         vision_states, grid = self.encode_image(pixel_values)
-        image_features = self.get_image_features(vision_states, grid)  # (B, h*w/4, D)
+        image_features = self.project_image_features(vision_states, grid)  # (B, h*w/4, D)
         # 2. Regions: proposals + user/GT boxes -> NMS -> top-k (or the caller's regions)
         if region_boxes is None:
             proposals = self.get_region_proposals(vision_states, grid)
@@ -322,7 +342,20 @@ class GromaModel(GromaPreTrainedModel):
         # 5. Embeddings: token embeddings with image, region and referred-region features injected
         has_refer_feat = [(ids_ == self.config.refer_feat_token_id).any() for ids_ in expanded_ids]
         refer_features = [f[i] for f, i, used in zip(region_features, refer_indices, has_refer_feat) if used]
-        inputs_embeds = self.merge_multimodal_embeddings(ids, image_features, region_features, refer_features)
+        text_embeds = None
+        if inputs_embeds is not None:
+            expansion = (
+                input_ids,
+                attention_mask,
+                image_features.shape[1],
+                region_boxes,
+                refer_indices,
+                ground_indices,
+            )
+            text_embeds = self.expand_caller_embeddings(ids, inputs_embeds, padding_side, *expansion)
+        inputs_embeds = self.merge_multimodal_embeddings(
+            ids, image_features, region_features, refer_features, text_embeds
+        )
         return GromaMultimodalInputs(
             inputs_embeds=inputs_embeds,
             input_ids=ids,
@@ -332,7 +365,28 @@ class GromaModel(GromaPreTrainedModel):
             region_scores=region_scores,
         )
 
-    def get_image_features(self, vision_states: tuple[torch.Tensor, ...], grid: tuple[int, int]) -> torch.Tensor:
+    @can_return_tuple
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPooling:
+        """transformers' VLM feature API: the image tokens of (B, 3, H, W) `pixel_values` as `pooler_output`
+        ((B, h*w/4, D), what fills each prompt's `<image>` slots), DINOv2's `last_hidden_state` ((B, 1 + h*w, C)),
+        and its hidden states and attentions when requested."""
+        outputs, grid = self.run_vision_tower(pixel_values, output_attentions)
+        if output_hidden_states is None:
+            output_hidden_states = self.config.vision_config.output_hidden_states
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=self.project_image_features(outputs.hidden_states, grid),
+            hidden_states=outputs.hidden_states if output_hidden_states else None,
+            attentions=outputs.attentions,
+        )
+
+    def project_image_features(self, vision_states: tuple[torch.Tensor, ...], grid: tuple[int, int]) -> torch.Tensor:
         """Image tokens (B, h*w/4, D): the chosen DINOv2 layer, 2x2-merged, through the bridge MLP."""
         feature_map = self.get_feature_map(vision_states, [self.config.image_feature_layer], grid)
         return self.multi_modal_projector(merge_patches_2x2(feature_map))
@@ -395,15 +449,41 @@ class GromaModel(GromaPreTrainedModel):
         ]
         return [ids for ids, _ in expanded], [lab for _, lab in expanded]
 
+    def expand_caller_embeddings(
+        self,
+        expanded_ids: torch.LongTensor,
+        inputs_embeds: torch.Tensor,
+        padding_side: str,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None,
+        num_image_tokens: int,
+        region_boxes: list[torch.Tensor],
+        refer_indices: list[torch.Tensor],
+        ground_indices: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """(B, L, D) embeddings of the expanded prompt: the caller's `inputs_embeds` (B, T, D) at the tokens kept from
+        the prompt, the embeddings of `expanded_ids` at the inserted and rewritten ones."""
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        _, sources = self.expand_batch(
+            input_ids, attention_mask, positions, num_image_tokens, region_boxes, refer_indices, ground_indices
+        )
+        source = pad_sequences(sources, -100, padding_side).clamp(0, input_ids.shape[1] - 1)
+        kept = (pad_sequences(sources, -100, padding_side) >= 0) & (expanded_ids == input_ids.gather(1, source))
+        caller = inputs_embeds.gather(1, source[..., None].expand(-1, -1, inputs_embeds.shape[-1]))
+        own = self.get_input_embeddings()(expanded_ids)
+        return torch.where(kept[..., None], caller.to(own.dtype), own)
+
     def merge_multimodal_embeddings(
         self,
         input_ids: torch.LongTensor,
         image_features: torch.Tensor,
         region_features: list[torch.Tensor],
         refer_features: list[torch.Tensor],
+        text_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Embed the expanded ids and scatter the features into the `<image>`, `<region>` and `<refer_feat>` slots."""
-        inputs_embeds = self.get_input_embeddings()(input_ids)
+        """Embed the expanded ids (or take `text_embeds`, (B, L, D)) and scatter the features into the `<image>`,
+        `<region>` and `<refer_feat>` slots."""
+        inputs_embeds = self.get_input_embeddings()(input_ids) if text_embeds is None else text_embeds
         for token_id, features in (
             (self.config.image_token_id, image_features.flatten(0, 1)),
             (self.config.region_token_id, torch.cat(region_features)),
@@ -419,11 +499,15 @@ class GromaModel(GromaPreTrainedModel):
                 inputs_embeds = inputs_embeds.masked_scatter(slots[..., None], features.to(inputs_embeds.dtype))
         return inputs_embeds
 
-    def _check_text_only(self, input_ids, past_key_values, refer_boxes, ground_boxes, region_boxes):
+    def _check_text_only(self, input_ids, cache, refer_boxes, ground_boxes, region_boxes):
+        """Reject media arguments without `pixel_values`, and an `<image>` placeholder in a call without a cache.
+
+        Calls with a cache (decoding steps) are not inspected: generated tokens are plain text, and decoding then
+        needs no device-to-host sync (so it can be compiled as one graph).
+        """
         if any(boxes is not None for boxes in (refer_boxes, ground_boxes, region_boxes)):
             raise ValueError("`refer_boxes`, `ground_boxes` and `region_boxes` need `pixel_values`.")
-        is_prefill = past_key_values is None or past_key_values.get_seq_length() == 0
-        if input_ids is not None and is_prefill and (input_ids == self.config.image_token_id).any():
+        if input_ids is not None and cache is None and (input_ids == self.config.image_token_id).any():
             raise ValueError(
                 "`input_ids` contain the <image> placeholder but no `pixel_values` were given; pass the image "
                 "(e.g. `processor(images=..., text=...)`)."
@@ -439,6 +523,8 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    # shards the head like the input embeddings it is tied to (which transformers shards on the vocabulary)
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: GromaConfig):
         super().__init__(config)
@@ -451,14 +537,19 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         """The language model's dtype (the vision path may be kept in float32, see `config.keep_vision_path_fp32`)."""
         return self.model.dtype
 
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+        """See [`GromaModel.get_image_features`]."""
+        return self.model.get_image_features(pixel_values, **kwargs)
+
     @can_return_tuple
+    @accepts_release_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
         pixel_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         refer_boxes: list[torch.Tensor] | None = None,
         ground_boxes: list[torch.Tensor] | None = None,
@@ -479,7 +570,7 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
             pixel_values=pixel_values,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             refer_boxes=refer_boxes,
             ground_boxes=ground_boxes,
@@ -524,25 +615,45 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         attention_mask: torch.Tensor | None = None,
         refer_boxes: list[torch.Tensor] | None = None,
         region_boxes: list[torch.Tensor] | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         image_sizes: torch.Tensor | None = None,
         **kwargs,
     ) -> torch.LongTensor | GromaGenerateOutput | GromaGenerateBeamOutput:
         """`GenerationMixin.generate` for Groma prompts (see the class docstring); other kwargs pass through.
 
         Length limits apply to the expanded prompt (each `<image>` becomes the image tokens, `<region>` two tokens
-        per region), so prefer `max_new_tokens` to `max_length`.
+        per region), so prefer `max_new_tokens` to `max_length`. `inputs_embeds` ((B, T, D)) may replace or accompany
+        `input_ids`: the placeholders are found where the embeddings are those of `<image>`, `<region>`,
+        `<refer_box>` and `<refer_feat>`, and, as for any transformers model, only the new tokens are returned when no
+        `input_ids` were given.
         """
+        if self.is_prepared_generate_call(kwargs):
+            return GenerationMixin.generate(self, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         if pixel_values is None:
-            if refer_boxes is not None or region_boxes is not None:
-                raise ValueError("`refer_boxes` and `region_boxes` need `pixel_values`.")
-            return super().generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+            self.model._check_text_only(input_ids, None, refer_boxes, None, region_boxes)
+            return super().generate(
+                input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds, **kwargs
+            )
+        caller_ids = input_ids
         if input_ids is None:
-            raise ValueError("`pixel_values` need `input_ids` with the <image>/<region> placeholders.")
+            if inputs_embeds is None:
+                raise ValueError("`pixel_values` need `input_ids` with the <image>/<region> placeholders.")
+            config = self.config
+            placeholders = [config.image_token_id, config.region_token_id, config.refer_box_token_id]
+            input_ids = self.placeholder_ids_from_embeds(inputs_embeds, [*placeholders, config.refer_feat_token_id])
+            caller_ids = input_ids[:, :0]
         multimodal = self.model.prepare_multimodal_inputs(
-            input_ids, pixel_values, attention_mask, refer_boxes, None, region_boxes, padding_side="left"
+            input_ids,
+            pixel_values,
+            attention_mask,
+            refer_boxes,
+            None,
+            region_boxes,
+            padding_side="left",
+            inputs_embeds=inputs_embeds,
         )
         outputs, sequences, copies = self.generate_from_embeddings(
-            input_ids, multimodal.input_ids, multimodal.attention_mask, multimodal.inputs_embeds, **kwargs
+            caller_ids, multimodal.input_ids, multimodal.attention_mask, multimodal.inputs_embeds, **kwargs
         )
         if isinstance(outputs, torch.Tensor):
             return sequences

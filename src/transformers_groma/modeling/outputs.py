@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 
 import torch
-from transformers.cache_utils import Cache
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 
@@ -77,12 +77,12 @@ class GromaMultimodalInputs(ModelOutput):
 
 
 @dataclass
-class GromaModelOutputWithPast(ModelOutput):
-    """Output of [`GromaModel`].
+class GromaModelOutputWithPast(BaseModelOutputWithPast):
+    """Output of [`GromaModel`]: transformers' `BaseModelOutputWithPast` (the LLM's hidden states and its KV cache,
+    under the installed release's name: `cache`, or `past_key_values` before 5.25) plus the fields below.
 
     Args:
         last_hidden_state: (B, L, D) LLM hidden states over the expanded sequence.
-        past_key_values: KV cache of the LLM.
         hidden_states / attentions: per-layer LLM states, when requested.
         region_boxes: per sample, (N_i, 4) normalized cxcywh regions behind `<rK>` (None for text-only calls).
         region_scores: per sample, (N_i,) their selection scores.
@@ -91,10 +91,6 @@ class GromaModelOutputWithPast(ModelOutput):
         expanded_labels: (B, L) the labels aligned with it, when labels were given.
     """
 
-    last_hidden_state: torch.Tensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
     region_boxes: list[torch.Tensor] | None = None
     region_scores: list[torch.Tensor] | None = None
     expanded_input_ids: torch.LongTensor | None = None
@@ -103,19 +99,15 @@ class GromaModelOutputWithPast(ModelOutput):
 
 
 @dataclass
-class GromaCausalLMOutputWithPast(ModelOutput):
-    """Output of [`GromaForConditionalGeneration`]: [`GromaModelOutputWithPast`] plus `loss` and `logits`.
+class GromaCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """Output of [`GromaForConditionalGeneration`]: transformers' `CausalLMOutputWithPast` plus the fields of
+    [`GromaModelOutputWithPast`].
 
     Args:
         loss: Scalar next-token cross-entropy over the supervised (label != -100) positions.
         logits: (B, L, vocab_size) over the expanded sequence.
     """
 
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
     region_boxes: list[torch.Tensor] | None = None
     region_scores: list[torch.Tensor] | None = None
     expanded_input_ids: torch.LongTensor | None = None

@@ -39,7 +39,7 @@ class GromaProcessor(ProcessorMixin):
     r"""Constructs a Groma processor from a [`GromaImageProcessor`] and a Llama tokenizer holding Groma's tokens.
 
     Every prompt holds exactly one `<image>` and one `<region>` placeholder (the chat template writes them in the fixed
-    first exchange). They are tokenized as single tokens: the model expands them into the image tokens and the
+    first exchange); `image_token` / `image_token_id` name the first, as in transformers' VLM processors. They are tokenized as single tokens: the model expands them into the image tokens and the
     selected regions. A user box is referred to with `<roi><refer_box></roi><refer_feat>` in the text and given as
     pixel coordinates in `boxes`.
 
@@ -68,6 +68,9 @@ class GromaProcessor(ProcessorMixin):
     ):
         self.max_region_num = max_region_num
         super().__init__(image_processor, tokenizer, chat_template=chat_template or CHAT_TEMPLATE, **kwargs)
+        # the placeholder every prompt holds once, as transformers' VLM processors name theirs
+        self.image_token = IMAGE_TOKEN
+        self.image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN) if tokenizer is not None else None
 
     @classmethod
     def _get_arguments_from_pretrained(

@@ -118,8 +118,8 @@ class GroundingGPTAudioEncoder(nn.Module):
         qformer_hidden_states = self.qformer(query_embeds=queries, encoder_hidden_states=clip_embeds).last_hidden_state
         audio_embeds = self.projection(qformer_hidden_states.to(self.projection.weight.dtype))
         return GroundingGPTAudioFeaturesOutput(
-            audio_embeds=audio_embeds,
-            qformer_hidden_states=qformer_hidden_states,
+            pooler_output=audio_embeds,
+            last_hidden_state=qformer_hidden_states,
             clip_embeds=clip_embeds,
             imagebind_output=imagebind_output,
         )

@@ -32,20 +32,32 @@ class GroundingGPTImageEncoder(nn.Module):
         self.vision_tower = CLIPVisionModel._from_config(config.vision_config)
         self.projector = GroundingGPTMultiModalProjector(config)
 
-    def forward(self, pixel_values: torch.Tensor) -> GroundingGPTImageFeaturesOutput:
-        """Encode (N, 3, image_size, image_size) CLIP-normalised images into (N, num_image_tokens, D)."""
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> GroundingGPTImageFeaturesOutput:
+        """Encode (N, 3, image_size, image_size) CLIP-normalised images into (N, num_image_tokens, D) tokens
+        (`pooler_output`); CLIP's hidden states and attentions are returned when requested."""
         image_size = self.vision_tower.config.image_size
         if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, image_size, image_size):
             raise ValueError(
                 f"`pixel_values` must be (num_images, 3, {image_size}, {image_size}) padded-to-square CLIP inputs "
                 f"(see GroundingGPTImageProcessor), got shape {tuple(pixel_values.shape)}."
             )
-        outputs = self.vision_tower(pixel_values.to(self.vision_tower.dtype), output_hidden_states=True)
+        outputs = self.vision_tower(
+            pixel_values.to(self.vision_tower.dtype), output_hidden_states=True, output_attentions=output_attentions
+        )
         vision_features = outputs.hidden_states[self.feature_layer][:, 1:]
+        if output_hidden_states is None:
+            output_hidden_states = self.vision_tower.config.output_hidden_states
         return GroundingGPTImageFeaturesOutput(
-            image_embeds=self.projector(vision_features.to(self.projector.linear_1.weight.dtype)),
+            pooler_output=self.projector(vision_features.to(self.projector.linear_1.weight.dtype)),
+            last_hidden_state=outputs.last_hidden_state,
+            hidden_states=outputs.hidden_states if output_hidden_states else None,
+            attentions=outputs.attentions,
             vision_features=vision_features,
-            hidden_states=outputs.hidden_states,
         )
 
 

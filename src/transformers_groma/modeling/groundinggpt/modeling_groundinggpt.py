@@ -11,13 +11,14 @@ sample without a modality simply has no block of it and contributes no item.
 
 import torch
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache
 from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils.generic import can_return_tuple
 
 from ...configuration_groundinggpt import GroundingGPTConfig
+from ..cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
 from ..generation import MultimodalGenerationMixin
 from .audio_encoder import GroundingGPTAudioEncoder, GroundingGPTImageBindAudioModel
 from .image_encoder import GroundingGPTImageEncoder
@@ -41,11 +42,12 @@ class GroundingGPTPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "video", "audio", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["GroundingGPTImageBindBlock"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = [CACHE_KWARG]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    _can_compile_fullgraph = True
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -78,18 +80,30 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module):
         self.language_model.set_input_embeddings(value)
 
-    def get_image_features(self, pixel_values: torch.Tensor) -> GroundingGPTImageFeaturesOutput:
-        """Image tokens of (N, 3, H, W) images; see [`GroundingGPTImageEncoder`]."""
-        return self.image_encoder(pixel_values)
+    @can_return_tuple
+    def get_image_features(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> GroundingGPTImageFeaturesOutput:
+        """Image tokens (`pooler_output`, (N, num_image_tokens, D)) of (N, 3, H, W) images, with CLIP's outputs;
+        see [`GroundingGPTImageEncoder`]."""
+        return self.image_encoder(pixel_values, output_hidden_states, output_attentions)
 
+    @can_return_tuple
     def get_video_features(
-        self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None
+        self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None, **kwargs
     ) -> GroundingGPTVideoFeaturesOutput:
-        """Video tokens of (N, 3, T, H, W) videos; see [`GroundingGPTVideoEncoder`]."""
+        """Video tokens (`pooler_output`, (N, num_video_tokens, D)) of (N, 3, T, H, W) videos; see
+        [`GroundingGPTVideoEncoder`]."""
         return self.video_encoder(pixel_values_videos, video_num_frames)
 
-    def get_audio_features(self, input_features: torch.Tensor) -> GroundingGPTAudioFeaturesOutput:
-        """Audio tokens of (N, clips, 1, mel, frames) log-mel clips; see [`GroundingGPTAudioEncoder`]."""
+    @can_return_tuple
+    def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> GroundingGPTAudioFeaturesOutput:
+        """Audio tokens (`pooler_output`, (N, num_audio_tokens, D)) of (N, clips, 1, mel, frames) log-mel clips; see
+        [`GroundingGPTAudioEncoder`]."""
         return self.audio_encoder(input_features)
 
     def get_multimodal_embeddings(
@@ -99,23 +113,26 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         pixel_values_videos: torch.Tensor | None = None,
         video_num_frames: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Token embeddings of `input_ids` with every media item's tokens spliced into its placeholder block.
 
         Each encoder runs once, on all items of its modality. Returns the (B, L, D) embeddings and the spliced media
-        tokens per modality (`image_embeds`, `video_embeds`, `audio_embeds`).
+        tokens per modality (`image_embeds`, `video_embeds`, `audio_embeds`). `inputs_embeds` ((B, L, D), optional)
+        are the token embeddings to splice into, instead of embedding `input_ids`.
 
         Raises:
             ValueError: when the media do not match the placeholder blocks one to one, or have the wrong layout.
         """
         features = {
-            "image": None if pixel_values is None else self.get_image_features(pixel_values).image_embeds,
+            "image": None if pixel_values is None else self.image_encoder(pixel_values).pooler_output,
             "video": None
             if pixel_values_videos is None
-            else self.get_video_features(pixel_values_videos, video_num_frames).video_embeds,
-            "audio": None if input_features is None else self.get_audio_features(input_features).audio_embeds,
+            else self.video_encoder(pixel_values_videos, video_num_frames).pooler_output,
+            "audio": None if input_features is None else self.audio_encoder(input_features).pooler_output,
         }
-        inputs_embeds = self.get_input_embeddings()(input_ids)
+        if inputs_embeds is None:
+            inputs_embeds = self.get_input_embeddings()(input_ids)
         media_embeds = {}
         for modality, spec in placeholder_specs(self.config).items():
             embeds = features[modality]
@@ -126,6 +143,7 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         return inputs_embeds, media_embeds
 
     @can_return_tuple
+    @accepts_release_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -135,7 +153,7 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         input_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         image_sizes: torch.Tensor | None = None,
@@ -158,14 +176,15 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
             raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
         media_embeds = {}
         if input_ids is not None:
-            is_prefill = past_key_values is None or past_key_values.get_seq_length() == 0
             has_media = any(x is not None for x in (pixel_values, pixel_values_videos, input_features))
-            # Any chunk of several tokens may hold placeholder blocks, which must not pass as plain text.
-            if has_media or is_prefill or input_ids.shape[1] > 1:
+            # A call without a cache reads whole prompts, whose placeholder blocks must come with their media; with a
+            # cache and no media the tokens continue a sequence (decoding steps, assisted-decoding candidates): they
+            # are plain text, and decoding needs no device-to-host sync.
+            if has_media or cache is None:
                 inputs_embeds, media_embeds = self.get_multimodal_embeddings(
                     input_ids, pixel_values, pixel_values_videos, video_num_frames, input_features
                 )
-            else:  # one-token decoding step: plain text
+            else:
                 inputs_embeds = self.get_input_embeddings()(input_ids)
         elif any(x is not None for x in (pixel_values, pixel_values_videos, input_features)):
             raise ValueError("Media inputs need `input_ids` with placeholder blocks, not `inputs_embeds`.")
@@ -173,13 +192,13 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             use_cache=use_cache if use_cache is not None else self.config.use_cache,
+            **cache_kwargs(cache),
             **kwargs,
         )
         return GroundingGPTModelOutputWithPast(
             last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
+            **cache_kwargs(output_cache(outputs)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             inputs_embeds=inputs_embeds,
@@ -196,6 +215,8 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
     """
 
     _tied_weights_keys = {"lm_head.weight": "model.language_model.embed_tokens.weight"}
+    # shards the head like the input embeddings it may be tied to (which transformers shards on the vocabulary)
+    _tp_plan = {"lm_head": "colwise_gather_output"}
 
     def __init__(self, config: GroundingGPTConfig):
         super().__init__(config)
@@ -203,7 +224,20 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
         self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
         self.post_init()
 
+    def get_image_features(self, pixel_values: torch.Tensor, **kwargs) -> GroundingGPTImageFeaturesOutput:
+        """See [`GroundingGPTModel.get_image_features`]."""
+        return self.model.get_image_features(pixel_values, **kwargs)
+
+    def get_video_features(self, pixel_values_videos: torch.Tensor, **kwargs) -> GroundingGPTVideoFeaturesOutput:
+        """See [`GroundingGPTModel.get_video_features`]."""
+        return self.model.get_video_features(pixel_values_videos, **kwargs)
+
+    def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> GroundingGPTAudioFeaturesOutput:
+        """See [`GroundingGPTModel.get_audio_features`]."""
+        return self.model.get_audio_features(input_features, **kwargs)
+
     @can_return_tuple
+    @accepts_release_cache_name
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -213,7 +247,7 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
         input_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
@@ -231,7 +265,7 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
             input_features=input_features,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=cache,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
@@ -255,6 +289,7 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
         video_num_frames: torch.Tensor | None = None,
         input_features: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
         image_sizes: torch.Tensor | None = None,
         video_durations: torch.Tensor | None = None,
         **kwargs,
@@ -263,18 +298,35 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
 
         The media are encoded once into the prompt embeddings; prompts padded on the right are moved to the left, so
         a padded batch generates what its samples generate one by one. Without `attention_mask`, the padding token
-        marks the padding (as for Groma).
+        marks the padding (as for Groma). `inputs_embeds` ((B, L, D)) may replace or accompany `input_ids`: the
+        media go where the embeddings are those of the patch tokens, and, as for any transformers model, only the
+        new tokens are returned when no `input_ids` were given.
         """
+        if self.is_prepared_generate_call(kwargs):
+            return GenerationMixin.generate(self, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        caller_ids = input_ids
         if input_ids is None:
-            raise ValueError("`generate` needs `input_ids` (the prompts with their placeholder blocks).")
-        if attention_mask is None and self.config.text_config.pad_token_id is not None:
+            if inputs_embeds is None:
+                raise ValueError(
+                    "`generate` needs `input_ids` (the prompts with their placeholder blocks) or `inputs_embeds`."
+                )
+            token_ids = [
+                token_id
+                for spec in placeholder_specs(self.config).values()
+                for token_id in (spec.start_token_id, spec.token_id, spec.end_token_id)
+            ]
+            input_ids = self.placeholder_ids_from_embeds(inputs_embeds, token_ids)
+            caller_ids = input_ids[:, :0]
+            if attention_mask is None:  # the stand-in ids say nothing about padding
+                attention_mask = torch.ones_like(input_ids)
+        elif attention_mask is None and self.config.text_config.pad_token_id is not None:
             attention_mask = (input_ids != self.config.text_config.pad_token_id).long()
-        aligned_ids, aligned_mask = left_align(input_ids, attention_mask)
-        inputs_embeds, _ = self.model.get_multimodal_embeddings(
-            aligned_ids, pixel_values, pixel_values_videos, video_num_frames, input_features
+        aligned_ids, aligned_mask, aligned_embeds = left_align(input_ids, attention_mask, inputs_embeds)
+        prompt_embeds, _ = self.model.get_multimodal_embeddings(
+            aligned_ids, pixel_values, pixel_values_videos, video_num_frames, input_features, aligned_embeds
         )
         outputs, sequences, _ = self.generate_from_embeddings(
-            input_ids, aligned_ids, aligned_mask, inputs_embeds, **kwargs
+            caller_ids, aligned_ids, aligned_mask, prompt_embeds, **kwargs
         )
         if isinstance(outputs, torch.Tensor):
             return sequences

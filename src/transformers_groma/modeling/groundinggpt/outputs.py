@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 import torch
-from transformers.cache_utils import Cache
+from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling, CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 
@@ -26,28 +26,33 @@ class GroundingGPTImageBindAudioOutput(ModelOutput):
 
 
 @dataclass
-class GroundingGPTImageFeaturesOutput(ModelOutput):
-    """Image branch output for N images (C = CLIP width).
+class GroundingGPTImageFeaturesOutput(BaseModelOutputWithPooling):
+    """Image branch output for N images (C = CLIP width), in transformers' VLM feature layout.
 
     Args:
-        image_embeds: (N, num_image_tokens, D) the tokens that replace each image's `<im_patch>` placeholders.
+        pooler_output: (N, num_image_tokens, D) the tokens that replace each image's `<im_patch>` placeholders (also
+            as `image_embeds`).
+        last_hidden_state: (N, 1 + num_image_tokens, C) CLIP's last hidden state.
+        hidden_states / attentions: CLIP's, embeddings first, when requested.
         vision_features: (N, num_image_tokens, C) the patch tokens of CLIP layer `vision_feature_layer` (CLS dropped).
-        hidden_states: CLIP hidden states, embeddings first, each (N, 1 + num_image_tokens, C).
     """
 
-    image_embeds: torch.FloatTensor | None = None
     vision_features: torch.FloatTensor | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+    @property
+    def image_embeds(self) -> torch.FloatTensor | None:
+        return self.pooler_output
 
 
 @dataclass
-class GroundingGPTVideoFeaturesOutput(ModelOutput):
+class GroundingGPTVideoFeaturesOutput(BaseModelOutputWithPooling):
     """Video branch output for N videos of up to T frames (F = real frames in total, Q frame queries, Hq Q-Former
-    width, E EVA width, P EVA patches).
+    width, E EVA width, P EVA patches), in transformers' VLM feature layout.
 
     Args:
-        video_embeds: (N, num_video_tokens, D) the tokens that replace each video's `<vi_patch>` placeholders.
-        temporal_hidden_states: (N, num_video_tokens, Hq) output of the temporal Q-Former.
+        pooler_output: (N, num_video_tokens, D) the tokens that replace each video's `<vi_patch>` placeholders (also
+            as `video_embeds`).
+        last_hidden_state: (N, num_video_tokens, Hq) output of the temporal Q-Former.
         frame_query_embeds: (N, T * Q, Hq) frame Q-Former outputs plus the frame position embeddings, frame-major:
             what the temporal Q-Former attends to (zeros at padded frames).
         frame_attention_mask: (N, T * Q) 1 where `frame_query_embeds` belongs to a real frame.
@@ -55,48 +60,57 @@ class GroundingGPTVideoFeaturesOutput(ModelOutput):
         frame_features: (F, 1 + P, E) EVA features of every real frame after `ln_vision`.
     """
 
-    video_embeds: torch.FloatTensor | None = None
-    temporal_hidden_states: torch.FloatTensor | None = None
     frame_query_embeds: torch.FloatTensor | None = None
     frame_attention_mask: torch.BoolTensor | None = None
     frame_qformer_hidden_states: torch.FloatTensor | None = None
     frame_features: torch.FloatTensor | None = None
 
+    @property
+    def video_embeds(self) -> torch.FloatTensor | None:
+        return self.pooler_output
+
+    @property
+    def temporal_hidden_states(self) -> torch.FloatTensor | None:
+        return self.last_hidden_state
+
 
 @dataclass
-class GroundingGPTAudioFeaturesOutput(ModelOutput):
-    """Audio branch output for N audios of S clips each (Hq Q-Former width).
+class GroundingGPTAudioFeaturesOutput(BaseModelOutputWithPooling):
+    """Audio branch output for N audios of S clips each (Hq Q-Former width), in transformers' VLM feature layout.
 
     Args:
-        audio_embeds: (N, num_audio_tokens, D) the tokens that replace each audio's `<so_patch>` placeholders.
-        qformer_hidden_states: (N, num_audio_tokens, Hq) output of the audio Q-Former.
+        pooler_output: (N, num_audio_tokens, D) the tokens that replace each audio's `<so_patch>` placeholders (also
+            as `audio_embeds`).
+        last_hidden_state: (N, num_audio_tokens, Hq) output of the audio Q-Former.
         clip_embeds: (N, S, output_size) ImageBind clip embeddings plus the clip position embeddings: what the audio
             Q-Former attends to.
         imagebind_output: [`GroundingGPTImageBindAudioOutput`] of the N * S clips (audio-major).
     """
 
-    audio_embeds: torch.FloatTensor | None = None
-    qformer_hidden_states: torch.FloatTensor | None = None
     clip_embeds: torch.FloatTensor | None = None
     imagebind_output: GroundingGPTImageBindAudioOutput | None = None
 
+    @property
+    def audio_embeds(self) -> torch.FloatTensor | None:
+        return self.pooler_output
+
+    @property
+    def qformer_hidden_states(self) -> torch.FloatTensor | None:
+        return self.last_hidden_state
+
 
 @dataclass
-class GroundingGPTModelOutputWithPast(ModelOutput):
-    """Output of [`GroundingGPTModel`].
+class GroundingGPTModelOutputWithPast(BaseModelOutputWithPast):
+    """Output of [`GroundingGPTModel`]: transformers' `BaseModelOutputWithPast` (with the LLM's cache under the
+    installed release's name: `cache`, or `past_key_values` before 5.25) plus the fields below.
 
     Args:
         last_hidden_state: (B, L, D) LLM output after the final norm.
-        past_key_values: The LLM's cache (when `use_cache`).
         hidden_states / attentions: The LLM's, when requested.
         inputs_embeds: (B, L, D) the LLM input: token embeddings with the media tokens spliced in.
         image_embeds / video_embeds / audio_embeds: the spliced media tokens, (N, tokens, D), when media were given.
     """
 
-    last_hidden_state: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     inputs_embeds: torch.FloatTensor | None = None
     image_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
@@ -104,21 +118,16 @@ class GroundingGPTModelOutputWithPast(ModelOutput):
 
 
 @dataclass
-class GroundingGPTCausalLMOutputWithPast(ModelOutput):
-    """Output of [`GroundingGPTForConditionalGeneration`].
+class GroundingGPTCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """Output of [`GroundingGPTForConditionalGeneration`]: transformers' `CausalLMOutputWithPast` plus the fields below.
 
     Args:
         loss: Scalar next-token cross-entropy (when `labels` are given).
         logits: (B, L, vocab_size) prediction scores (only the last `logits_to_keep` positions when that is set).
-        past_key_values, hidden_states, attentions, inputs_embeds, image_embeds, video_embeds, audio_embeds: As in
+        hidden_states, attentions, inputs_embeds, image_embeds, video_embeds, audio_embeds: As in
             [`GroundingGPTModelOutputWithPast`].
     """
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
     inputs_embeds: torch.FloatTensor | None = None
     image_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None

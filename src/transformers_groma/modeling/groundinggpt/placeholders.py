@@ -92,16 +92,19 @@ def splice_features(inputs_embeds: torch.Tensor, mask: torch.BoolTensor, feature
 
 
 def left_align(
-    input_ids: torch.LongTensor, attention_mask: torch.Tensor | None
-) -> tuple[torch.LongTensor, torch.Tensor | None]:
+    input_ids: torch.LongTensor, attention_mask: torch.Tensor | None, inputs_embeds: torch.Tensor | None = None
+) -> tuple[torch.LongTensor, torch.Tensor | None, torch.Tensor | None]:
     """Move every prompt's real tokens (`attention_mask == 1`) to the right end, keeping their order.
 
-    Generation appends after the last position, so right-padded prompts must become left-padded.
+    Generation appends after the last position, so right-padded prompts must become left-padded. `inputs_embeds`
+    ((B, L, D), optional) move with their ids. Returns the ids, the mask and the embeddings.
     """
     if attention_mask is None:
-        return input_ids, None
+        return input_ids, None, inputs_embeds
     order = torch.argsort(attention_mask.long(), dim=1, stable=True)
-    return input_ids.gather(1, order), attention_mask.gather(1, order)
+    if inputs_embeds is not None:
+        inputs_embeds = inputs_embeds.gather(1, order[..., None].expand_as(inputs_embeds))
+    return input_ids.gather(1, order), attention_mask.gather(1, order), inputs_embeds
 
 
 __all__ = ["PlaceholderSpec", "left_align", "placeholder_mask", "placeholder_specs", "splice_features"]

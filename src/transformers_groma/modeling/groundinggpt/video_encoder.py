@@ -72,8 +72,8 @@ class GroundingGPTVideoEncoder(nn.Module):
             encoder_attention_mask=None if frame_attention_mask.all() else frame_attention_mask.long(),
         ).last_hidden_state
         return GroundingGPTVideoFeaturesOutput(
-            video_embeds=self.projection(temporal_hidden_states.to(self.projection.weight.dtype)),
-            temporal_hidden_states=temporal_hidden_states,
+            pooler_output=self.projection(temporal_hidden_states.to(self.projection.weight.dtype)),
+            last_hidden_state=temporal_hidden_states,
             frame_query_embeds=frame_query_embeds,
             frame_attention_mask=frame_attention_mask,
             frame_qformer_hidden_states=frame_states,

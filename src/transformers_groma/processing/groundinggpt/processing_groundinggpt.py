@@ -97,6 +97,11 @@ class GroundingGPTProcessor(ProcessorMixin):
             chat_template=chat_template or CHAT_TEMPLATE,
             **kwargs,
         )
+        # the prompt placeholders, as transformers' VLM processors name them; the ids are those of the patch tokens
+        # the placeholders become (the model's `image_token_id`, ...)
+        self.image_token, self.video_token, self.audio_token = (modality[0] for modality in _MODALITIES)
+        patch_ids = [tokenizer.convert_tokens_to_ids(m[3]) if tokenizer is not None else None for m in _MODALITIES]
+        self.image_token_id, self.video_token_id, self.audio_token_id = patch_ids
 
     @classmethod
     def _get_arguments_from_pretrained(
