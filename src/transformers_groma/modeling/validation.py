@@ -53,3 +53,121 @@ def check_box_lists(
             )
         checked.append(sample_boxes)
     return checked
+
+
+def check_pixel_tensor(
+    pixel_values: torch.Tensor,
+    name: str,
+    layout: str,
+    channels: int | None = 3,
+    patch_size: int | None = None,
+    check_values: bool = True,
+) -> None:
+    """Validate a batch of preprocessed media: a non-empty floating-point tensor of `layout`, finite, whose height
+    and width are whole multiples of `patch_size` (the patch embedding would silently crop the rest).
+
+    Args:
+        pixel_values: `(batch, channels, ..., height, width)` tensor; its rank is the number of names in `layout`.
+        name: argument name used in error messages.
+        layout: the expected shape, e.g. `"(batch, 3, height, width)"`.
+        channels: size of dimension 1 (None: not checked).
+        patch_size: side of the vision tower's patches, or None to skip the size check.
+        check_values: also check every value is finite (one reduction; NaN inputs give NaN outputs or, through
+            RoIAlign, undefined behaviour).
+    """
+    if not isinstance(pixel_values, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor {layout}, got {type(pixel_values).__name__}.")
+    if not pixel_values.is_floating_point():
+        raise TypeError(
+            f"`{name}` must be floating-point (normalized by the processor), got {pixel_values.dtype}: pass the "
+            "processor's output, not raw pixels."
+        )
+    ndim = layout.count(",") + 1
+    if pixel_values.ndim != ndim or (channels is not None and pixel_values.shape[1] != channels):
+        raise ValueError(f"`{name}` must be {layout}, got shape {tuple(pixel_values.shape)}.")
+    if pixel_values.shape[0] == 0:
+        raise ValueError(f"`{name}` holds no item (batch of 0); pass at least one.")
+    height, width = pixel_values.shape[-2:]
+    if patch_size is not None and (height % patch_size or width % patch_size):
+        raise ValueError(
+            f"`{name}` is {height}x{width} px, not a multiple of the {patch_size} px patch: the vision tower would "
+            f"crop the image. Resize to a multiple of {patch_size} (e.g. the processor's `size`)."
+        )
+    if check_values and not torch.isfinite(pixel_values).all():
+        raise ValueError(f"`{name}` holds NaN or infinite values; check the images and their preprocessing.")
+
+
+def check_token_ids(input_ids: torch.Tensor, vocab_size: int, name: str = "input_ids") -> None:
+    """Validate a non-empty integer `(batch, sequence_length)` tensor of ids in `[0, vocab_size)` (one reduction)."""
+    if not isinstance(input_ids, torch.Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(input_ids).__name__}.")
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise TypeError(f"`{name}` must hold integer token ids, got {input_ids.dtype}.")
+    if input_ids.ndim != 2 or input_ids.numel() == 0:
+        raise ValueError(
+            f"`{name}` must be a non-empty (batch, sequence_length) tensor, got {tuple(input_ids.shape)}."
+        )
+    low, high = (value.item() for value in torch.aminmax(input_ids))
+    if low < 0 or high >= vocab_size:
+        raise ValueError(
+            f"`{name}` holds ids outside the vocabulary [0, {vocab_size}): min {low}, max {high}. Use the model's "
+            "own processor/tokenizer."
+        )
+
+
+def check_labels(labels: torch.Tensor, vocab_size: int, ignore_index: int = -100) -> None:
+    """Validate integer `labels` holding vocabulary ids or `ignore_index` (one reduction)."""
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.dtype == torch.bool:
+        kind = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise TypeError(f"`labels` must be an integer tensor of token ids (or {ignore_index}), got {kind}.")
+    invalid = (labels != ignore_index) & ((labels < 0) | (labels >= vocab_size))
+    if invalid.any():
+        raise ValueError(
+            f"`labels` holds {labels[invalid][0].item()}: expected ids in [0, {vocab_size}) or {ignore_index} "
+            "(not supervised)."
+        )
+
+
+def check_attention_mask(attention_mask: torch.Tensor | None, shape: torch.Size) -> None:
+    """Validate an `attention_mask` of `shape` holding only 0 and 1."""
+    if attention_mask is None:
+        return
+    if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != shape:
+        got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
+        raise ValueError(f"`attention_mask` must be a tensor of the shape of `input_ids` {tuple(shape)}, got {got}.")
+    if ((attention_mask != 0) & (attention_mask != 1)).any():
+        raise ValueError("`attention_mask` must hold 1 for real tokens and 0 for padding only.")
+
+
+def check_sequence_length(length: int, max_positions: int | None, what: str) -> None:
+    """Refuse a sequence longer than the language model's `max_position_embeddings` (`what` names it)."""
+    if max_positions is not None and length > max_positions:
+        raise ValueError(
+            f"{what} has {length} tokens, more than the language model's max_position_embeddings "
+            f"({max_positions}); shorten the prompt."
+        )
+
+
+def check_prompts(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    pixel_values: torch.Tensor,
+    vocab_size: int,
+) -> None:
+    """Validate a Groma prompt batch: ids (see [`check_token_ids`]), its 0/1 `attention_mask` and labels of the shape
+    of `input_ids`, and one `(3, height, width)` image per prompt (values are checked by `encode_image`)."""
+    check_token_ids(input_ids, vocab_size)
+    check_attention_mask(attention_mask, input_ids.shape)
+    if labels is not None:
+        check_labels(labels, vocab_size)
+        if labels.shape != input_ids.shape:
+            raise ValueError(
+                f"`labels` must have the shape of `input_ids` {tuple(input_ids.shape)}, got {tuple(labels.shape)}."
+            )
+    check_pixel_tensor(pixel_values, "pixel_values", "(batch, 3, height, width)", check_values=False)
+    if pixel_values.shape[0] != input_ids.shape[0]:
+        raise ValueError(
+            f"Got {pixel_values.shape[0]} images in `pixel_values` for {input_ids.shape[0]} prompts in `input_ids`; "
+            "Groma takes one image per prompt."
+        )

@@ -77,6 +77,8 @@ def _as_boxes(boxes: BoxesInput, argument_name: str) -> torch.Tensor:
         raise ValueError(
             f"`{argument_name}` must have shape (n, 4) (one [x1, y1, x2, y2] row per box), got {tuple(tensor.shape)}."
         )
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"`{argument_name}` must hold finite coordinates, got NaN or infinite values.")
     return tensor
 
 
@@ -178,8 +180,6 @@ def validate_pixel_boxes(boxes: BoxesInput, image_size: Sequence[int], argument_
     boxes = _as_boxes(boxes, argument_name)
     for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         box = f"`{argument_name}[{index}]` = {[x1, y1, x2, y2]}"
-        if not all(np.isfinite([x1, y1, x2, y2])):
-            raise ValueError(f"{box} must hold finite pixel coordinates.")
         if x1 >= x2 or y1 >= y2:
             raise ValueError(f"{box} is empty: boxes are [x1, y1, x2, y2] with x1 < x2 and y1 < y2.")
         if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
@@ -241,6 +241,7 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
     group: list[int] | None = None  # region indices of the open `<roi>` group
     group_owner: GroundedEntity | None = None
     stray: list[str] = []  # `<rK>` tokens outside any `<roi>` group
+    unclosed: list[str] = []  # phrases whose `<p>` no `</p>` closes
 
     position = 0
     for match in [*_TAG_PATTERN.finditer(text), None]:
@@ -274,6 +275,8 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
         if piece.strip() or tag != ROI_START_TOKEN:  # whitespace before `<roi>` is markup
             clean_text = _append_text(clean_text, piece)
 
+        if phrase_start is not None and tag in (PHRASE_START_TOKEN, ROI_START_TOKEN, None):
+            unclosed.append(clean_text[phrase_start:].strip())
         if tag == PHRASE_START_TOKEN:
             phrase_start, last_phrase = len(clean_text), None
         elif tag == PHRASE_END_TOKEN and phrase_start is not None:
@@ -300,6 +303,11 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
         logger.warning(
             f"Dropping {len(stray)} region index token(s) outside a {ROI_START_TOKEN} group (they only count inside "
             f"one): {shown}."
+        )
+    if unclosed:
+        logger.warning(
+            f"Dropping {len(unclosed)} phrase(s) whose {PHRASE_START_TOKEN} is not closed by {PHRASE_END_TOKEN} "
+            f"(their text stays, ungrounded): {unclosed[:5]}."
         )
     return clean_text.rstrip(), entities
 

@@ -248,7 +248,7 @@ class GromaProcessor(ProcessorMixin):
         ):
             if isinstance(value, str) or not isinstance(value, (Sequence, torch.Tensor, np.ndarray)):
                 raise TypeError(f"`{name}` must hold one {expected} per sample, got {type(value).__name__}.")
-        id_lists = generated_id_lists(generated_ids)
+        id_lists = generated_id_lists(generated_ids, len(self.tokenizer))
         if not len(id_lists) == len(region_boxes) == len(target_sizes):
             raise ValueError(
                 f"`generated_ids`, `region_boxes` and `target_sizes` must have one entry per sample, got "

@@ -19,6 +19,7 @@ from transformers.utils.generic import can_return_tuple
 
 from ...configuration_groundinggpt import GroundingGPTConfig
 from ..generation import MultimodalGenerationMixin
+from ..validation import check_labels
 from .audio_encoder import GroundingGPTAudioEncoder, GroundingGPTImageBindAudioModel
 from .image_encoder import GroundingGPTImageEncoder
 from .outputs import (
@@ -29,6 +30,7 @@ from .outputs import (
     GroundingGPTVideoFeaturesOutput,
 )
 from .placeholders import left_align, placeholder_mask, placeholder_specs, splice_features
+from .validation import check_groundinggpt_inputs
 from .video_encoder import GroundingGPTVideoEncoder
 
 
@@ -108,6 +110,15 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         Raises:
             ValueError: when the media do not match the placeholder blocks one to one, or have the wrong layout.
         """
+        check_groundinggpt_inputs(
+            input_ids,
+            {
+                "pixel_values": pixel_values,
+                "pixel_values_videos": pixel_values_videos,
+                "input_features": input_features,
+            },
+            self.config,
+        )
         features = {
             "image": None if pixel_values is None else self.get_image_features(pixel_values).image_embeds,
             "video": None
@@ -239,6 +250,7 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
         logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
         loss = None
         if labels is not None:
+            check_labels(labels, self.config.text_config.vocab_size)
             loss = self.loss_function(
                 logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
             )

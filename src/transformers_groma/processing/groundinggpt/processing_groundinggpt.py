@@ -2,6 +2,7 @@
 pipelines, and the grounded-output parser (spec §2-4)."""
 
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from typing import TypedDict
@@ -16,6 +17,7 @@ from transformers.tokenization_utils_base import TextInput
 from transformers.video_utils import VideoInput, is_valid_video, make_batched_videos
 
 from ...configuration_groundinggpt import GROUNDINGGPT_TOKENS
+from ..grounding import _check_image_size
 from ..tokenization import generated_id_lists
 from .feature_extraction_groundinggpt import AudioInput, GroundingGPTAudioKwargs, GroundingGPTFeatureExtractor
 from .grounding import GroundedBox, GroundedTimeSpan, parse_boxes, parse_time_spans
@@ -46,6 +48,12 @@ _MODALITIES = (
     (VIDEO_PLACEHOLDER, "videos", GROUNDINGGPT_TOKENS[4], GROUNDINGGPT_TOKENS[3], GROUNDINGGPT_TOKENS[5]),
     (AUDIO_PLACEHOLDER, "audio", GROUNDINGGPT_TOKENS[7], GROUNDINGGPT_TOKENS[6], GROUNDINGGPT_TOKENS[8]),
 )
+
+
+def _check_duration(duration: float, argument_name: str) -> float:
+    if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not 0 < duration < math.inf:
+        raise ValueError(f"`{argument_name}` must be a positive, finite number of seconds, got {duration!r}.")
+    return float(duration)
 
 
 class GroundingGPTProcessor(ProcessorMixin):
@@ -314,10 +322,12 @@ class GroundingGPTProcessor(ProcessorMixin):
         return [
             {
                 "text": text,
-                "boxes": parse_boxes(text, None if size is None else [int(value) for value in size]),
-                "time_spans": parse_time_spans(text, None if duration is None else float(duration)),
+                "boxes": parse_boxes(text, None if size is None else _check_image_size(size, f"image_sizes[{index}]")),
+                "time_spans": parse_time_spans(
+                    text, None if duration is None else _check_duration(duration, f"video_durations[{index}]")
+                ),
             }
-            for text, size, duration in zip(texts, image_sizes, video_durations)
+            for index, (text, size, duration) in enumerate(zip(texts, image_sizes, video_durations))
         ]
 
     def _values_per_sample(
@@ -368,7 +378,9 @@ class GroundingGPTProcessor(ProcessorMixin):
             **kwargs: Passed to the tokenizer's `batch_decode`.
         """
         texts = self.tokenizer.batch_decode(
-            generated_id_lists(generated_outputs), skip_special_tokens=skip_special_tokens, **kwargs
+            generated_id_lists(generated_outputs, len(self.tokenizer)),
+            skip_special_tokens=skip_special_tokens,
+            **kwargs,
         )
         return [text.split(SEPARATOR, 1)[0].strip() for text in texts]
 
