@@ -63,7 +63,7 @@ def test_validate_pixel_boxes_accepts_boxes_touching_the_border():
         ),
         ([[0, 0, 10, 10], [8, 4, 2, 9]], r"`boxes\[1\]` = .* is empty"),
         ([[0, 9, 10, 3]], r"is empty"),
-        ([[0, 0, 10, float("nan")]], r"must hold finite coordinates"),
+        ([[0, 0, 10, float("nan")]], r"must hold finite pixel coordinates"),
         ([0, 0, 10, 10], r"`boxes` must have shape \(n, 4\) .*got \(4,\)"),
         ([[0, 0, 10]], r"`boxes` must have shape \(n, 4\)"),
         ([[[0, 0, 10, 10]]], r"`boxes` must have shape \(n, 4\)"),

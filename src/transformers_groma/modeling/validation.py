@@ -58,8 +58,8 @@ def check_box_lists(
 def check_pixel_tensor(
     pixel_values: torch.Tensor,
     name: str,
-    layout: str,
-    channels: int | None = 3,
+    layout: str | None,
+    channels: int = 3,
     patch_size: int | None = None,
     check_values: bool = True,
 ) -> None:
@@ -69,21 +69,20 @@ def check_pixel_tensor(
     Args:
         pixel_values: `(batch, channels, ..., height, width)` tensor; its rank is the number of names in `layout`.
         name: argument name used in error messages.
-        layout: the expected shape, e.g. `"(batch, 3, height, width)"`.
-        channels: size of dimension 1 (None: not checked).
+        layout: the expected shape, e.g. `"(batch, 3, height, width)"`, or None when the caller checks the shape.
+        channels: size of dimension 1 (with `layout`).
         patch_size: side of the vision tower's patches, or None to skip the size check.
         check_values: also check every value is finite (one reduction; NaN inputs give NaN outputs or, through
             RoIAlign, undefined behaviour).
     """
     if not isinstance(pixel_values, torch.Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor {layout}, got {type(pixel_values).__name__}.")
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(pixel_values).__name__}.")
     if not pixel_values.is_floating_point():
         raise TypeError(
             f"`{name}` must be floating-point (normalized by the processor), got {pixel_values.dtype}: pass the "
             "processor's output, not raw pixels."
         )
-    ndim = layout.count(",") + 1
-    if pixel_values.ndim != ndim or (channels is not None and pixel_values.shape[1] != channels):
+    if layout is not None and (pixel_values.ndim != layout.count(",") + 1 or pixel_values.shape[1] != channels):
         raise ValueError(f"`{name}` must be {layout}, got shape {tuple(pixel_values.shape)}.")
     if pixel_values.shape[0] == 0:
         raise ValueError(f"`{name}` holds no item (batch of 0); pass at least one.")
@@ -103,10 +102,10 @@ def check_token_ids(input_ids: torch.Tensor, vocab_size: int, name: str = "input
         raise TypeError(f"`{name}` must be a torch.Tensor of token ids, got {type(input_ids).__name__}.")
     if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
         raise TypeError(f"`{name}` must hold integer token ids, got {input_ids.dtype}.")
-    if input_ids.ndim != 2 or input_ids.numel() == 0:
-        raise ValueError(
-            f"`{name}` must be a non-empty (batch, sequence_length) tensor, got {tuple(input_ids.shape)}."
-        )
+    if input_ids.ndim != 2:
+        raise ValueError(f"`{name}` must be (batch, sequence_length), got shape {tuple(input_ids.shape)}.")
+    if input_ids.numel() == 0:
+        raise ValueError(f"`{name}` is empty (shape {tuple(input_ids.shape)}); pass at least one prompt.")
     low, high = (value.item() for value in torch.aminmax(input_ids))
     if low < 0 or high >= vocab_size:
         raise ValueError(
@@ -134,7 +133,7 @@ def check_attention_mask(attention_mask: torch.Tensor | None, shape: torch.Size)
         return
     if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != shape:
         got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
-        raise ValueError(f"`attention_mask` must be a tensor of the shape of `input_ids` {tuple(shape)}, got {got}.")
+        raise ValueError(f"`attention_mask` must have the shape of `input_ids` {tuple(shape)}, got {got}.")
     if ((attention_mask != 0) & (attention_mask != 1)).any():
         raise ValueError("`attention_mask` must hold 1 for real tokens and 0 for padding only.")
 
@@ -168,6 +167,6 @@ def check_prompts(
     check_pixel_tensor(pixel_values, "pixel_values", "(batch, 3, height, width)", check_values=False)
     if pixel_values.shape[0] != input_ids.shape[0]:
         raise ValueError(
-            f"Got {pixel_values.shape[0]} images in `pixel_values` for {input_ids.shape[0]} prompts in `input_ids`; "
-            "Groma takes one image per prompt."
+            f"Got {pixel_values.shape[0]} images for {input_ids.shape[0]} prompts; Groma takes one image per prompt "
+            "(one row of `pixel_values` per row of `input_ids`)."
         )

@@ -77,8 +77,6 @@ def _as_boxes(boxes: BoxesInput, argument_name: str) -> torch.Tensor:
         raise ValueError(
             f"`{argument_name}` must have shape (n, 4) (one [x1, y1, x2, y2] row per box), got {tuple(tensor.shape)}."
         )
-    if not torch.isfinite(tensor).all():
-        raise ValueError(f"`{argument_name}` must hold finite coordinates, got NaN or infinite values.")
     return tensor
 
 
@@ -108,7 +106,7 @@ def _check_image_size(image_size: Sequence[int], argument_name: str = "image_siz
         )
     ):
         raise ValueError(
-            f"`{argument_name}` must be a (height, width) pair of positive whole numbers of pixels, got {image_size!r}."
+            f"`{argument_name}` must be a positive (height, width) pair, got {image_size!r} (whole numbers of pixels)."
         )
     height, width = (int(value) for value in image_size)
     return height, width
@@ -180,6 +178,8 @@ def validate_pixel_boxes(boxes: BoxesInput, image_size: Sequence[int], argument_
     boxes = _as_boxes(boxes, argument_name)
     for index, (x1, y1, x2, y2) in enumerate(boxes.tolist()):
         box = f"`{argument_name}[{index}]` = {[x1, y1, x2, y2]}"
+        if not all(np.isfinite([x1, y1, x2, y2])):
+            raise ValueError(f"{box} must hold finite pixel coordinates.")
         if x1 >= x2 or y1 >= y2:
             raise ValueError(f"{box} is empty: boxes are [x1, y1, x2, y2] with x1 < x2 and y1 < y2.")
         if x1 < 0 or y1 < 0 or x2 > width or y2 > height:

@@ -257,6 +257,8 @@ class GromaProcessor(ProcessorMixin):
         results = []
         for index, (ids, sample_boxes, target_size) in enumerate(zip(id_lists, region_boxes, target_sizes)):
             sample_boxes = _as_boxes(sample_boxes, f"region_boxes[{index}]")
+            if not torch.isfinite(sample_boxes).all():
+                raise ValueError(f"`region_boxes[{index}]` holds NaN or infinite values.")
             target_size = _check_image_size(target_size, f"target_sizes[{index}]")
             clean_text, entities = parse_grounded_text(self.tokenizer.decode(ids, skip_special_tokens=False))
             results.append({"text": clean_text, "entities": entities_to_boxes(entities, sample_boxes, target_size)})
