@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.image_utils import ImageInput, make_flat_list_of_images
+from transformers.image_utils import ImageInput
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
 
@@ -118,12 +118,11 @@ class GromaProcessor(ProcessorMixin):
             raise ValueError(f"`images` holds no image: give one image per prompt, got {images!r}.")
 
         output_kwargs = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
-        images = make_flat_list_of_images(self.image_processor.fetch_images(images))
         image_inputs = self.image_processor(images, **output_kwargs["images_kwargs"])
         if text is None:
             return image_inputs
 
-        texts = self._validate_text(text, num_images=len(images))
+        texts = self._validate_text(text, num_images=len(image_inputs["image_sizes"]))
         refer_boxes = self._prepare_boxes(boxes, texts, image_inputs["image_sizes"].tolist())
 
         text_kwargs = output_kwargs["text_kwargs"]

@@ -11,13 +11,14 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.image_utils import ImageInput, make_flat_list_of_images
+from transformers.image_utils import ImageInput
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
 from transformers.video_utils import VideoInput, is_valid_video, make_batched_videos
 
 from ...configuration_groundinggpt import GROUNDINGGPT_TOKENS
 from ..grounding import _check_image_size
+from ..image_inputs import flat_list_of_images
 from ..tokenization import generated_id_lists
 from .feature_extraction_groundinggpt import AudioInput, GroundingGPTAudioKwargs, GroundingGPTFeatureExtractor
 from .grounding import GroundedBox, GroundedTimeSpan, parse_boxes, parse_time_spans
@@ -245,7 +246,7 @@ class GroundingGPTProcessor(ProcessorMixin):
         if value is None or (isinstance(value, (list, tuple)) and not value):
             return []
         if argument == "images":
-            return make_flat_list_of_images(value)
+            return [image for _, image in flat_list_of_images(value)]
         if argument == "videos":
             return make_batched_videos(value)
         return list(value) if isinstance(value, (list, tuple)) else [value]
