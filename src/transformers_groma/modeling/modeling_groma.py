@@ -35,6 +35,7 @@ from .region_proposer import GromaRegionProposer
 from .region_selection import match_boxes_to_regions, select_regions, warn_about_unmatched_boxes
 from .sequence import expand_placeholders, pack_sequences, pad_sequences
 from .validation import (
+    CheckedLoadingMixin,
     check_box_lists,
     check_pixel_tensor,
     check_prompts,
@@ -48,7 +49,7 @@ from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge
 VISION_PATH_MODULES = ("vision_tower", "region_proposer", "region_encoder")
 
 
-class GromaPreTrainedModel(PreTrainedModel):
+class GromaPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     """Shared settings of the Groma models: weight init, attention backends, vision tower construction, saving."""
 
     config: GromaConfig

@@ -1,6 +1,13 @@
-"""Input checks shared by the models: clear errors instead of shape mismatches deep inside the forward."""
+"""Input checks shared by the models: clear errors instead of shape mismatches deep inside the forward, and checks
+of saved folders before `from_pretrained` reads them."""
+
+import os
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
+from transformers import PretrainedConfig, PreTrainedModel
+
+from ..folder_checks import check_json_files, local_folder, read_json_file, weight_headers
 
 
 def check_box_lists(
@@ -170,3 +177,63 @@ def check_prompts(
             f"Got {pixel_values.shape[0]} images for {input_ids.shape[0]} prompts; Groma takes one image per prompt "
             "(one row of `pixel_values` per row of `input_ids`)."
         )
+
+
+# safetensors dtype names of floating-point tensors: every weight of a (non-quantized) Groma/GroundingGPT folder.
+FLOAT_DTYPES = {"F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"}
+
+
+def check_pretrained_folder(
+    model_class: type[PreTrainedModel], path: str | os.PathLike, config: PretrainedConfig | None = None
+) -> None:
+    """Check a local model folder before `from_pretrained` reads it, so that the damaged file is named.
+
+    JSON files must parse; weight files must have intact safetensors headers; weights must be floating point (an
+    integer tensor would be cast silently; quantized folders, with a `quantization_config`, are exempt) and have the
+    shapes of the model that `config` (default: its config.json) describes. Reads headers only (and builds the model
+    on the meta device).
+
+    Raises:
+        ValueError: naming the file (and the weight) that is damaged or does not fit.
+        FileNotFoundError: naming the index when a shard it lists is missing.
+    """
+    folder = local_folder(path)
+    if folder is None:
+        return
+    check_json_files(folder, ("config.json", "generation_config.json"))
+    headers = weight_headers(folder)
+    if not headers or not (folder / "config.json").is_file():
+        return
+    if "quantization_config" not in read_json_file(folder / "config.json"):
+        wrong_dtype = [(key, file, dtype) for key, (file, dtype, _) in headers.items() if dtype not in FLOAT_DTYPES]
+        if wrong_dtype:
+            key, file, dtype = wrong_dtype[0]
+            raise ValueError(
+                f"{file} holds {len(wrong_dtype)} non-floating-point weight(s), e.g. `{key}` as {dtype}: the file is "
+                "damaged or was not written by `save_pretrained`."
+            )
+    if config is None:
+        try:
+            config = model_class.config_class.from_pretrained(folder)
+        except (StrictDataclassError, TypeError, ValueError) as error:
+            raise ValueError(f"{folder / 'config.json'} is damaged: {error}") from error
+    with torch.device("meta"):
+        expected = model_class(config).state_dict()
+    for key, (file, _, shape) in headers.items():
+        if key in expected and list(expected[key].shape) != shape:
+            raise ValueError(
+                f"{file} holds `{key}` of shape {tuple(shape)}, but the model its config describes needs "
+                f"{tuple(expected[key].shape)}: the weights and config.json do not belong together."
+            )
+
+
+class CheckedLoadingMixin:
+    """`from_pretrained` that runs [`check_pretrained_folder`] first (with the `config` passed, if any)."""
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+        config = kwargs.get("config")
+        check_pretrained_folder(
+            cls, pretrained_model_name_or_path, config if isinstance(config, PretrainedConfig) else None
+        )
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)

@@ -12,6 +12,7 @@ from transformers.image_utils import ImageInput
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
 
+from ..folder_checks import CheckedProcessorLoadingMixin
 from ..tokens import IMAGE_TOKEN, REFER_BOX_TOKEN, REGION_TOKEN
 from .grounding import (
     BoxesInput,
@@ -35,7 +36,7 @@ class GroundedGeneration(TypedDict):
     entities: list[GroundedEntity]
 
 
-class GromaProcessor(ProcessorMixin):
+class GromaProcessor(CheckedProcessorLoadingMixin, ProcessorMixin):
     r"""Constructs a Groma processor from a [`GromaImageProcessor`] and a Llama tokenizer holding Groma's tokens.
 
     Every prompt holds exactly one `<image>` and one `<region>` placeholder (the chat template writes them in the fixed

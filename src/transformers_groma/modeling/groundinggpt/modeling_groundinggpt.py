@@ -19,7 +19,7 @@ from transformers.utils.generic import can_return_tuple
 
 from ...configuration_groundinggpt import GroundingGPTConfig
 from ..generation import MultimodalGenerationMixin
-from ..validation import check_labels
+from ..validation import CheckedLoadingMixin, check_labels
 from .audio_encoder import GroundingGPTAudioEncoder, GroundingGPTImageBindAudioModel
 from .image_encoder import GroundingGPTImageEncoder
 from .outputs import (
@@ -34,7 +34,7 @@ from .validation import check_groundinggpt_inputs
 from .video_encoder import GroundingGPTVideoEncoder
 
 
-class GroundingGPTPreTrainedModel(PreTrainedModel):
+class GroundingGPTPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     """Base class of the GroundingGPT models: config class, weight initialisation (the learned query tokens and the
     ImageBind CLS / position embeddings included) and the attention backends they support."""
 

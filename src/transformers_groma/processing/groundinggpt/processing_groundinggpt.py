@@ -17,6 +17,7 @@ from transformers.tokenization_utils_base import TextInput
 from transformers.video_utils import VideoInput, is_valid_video, make_batched_videos
 
 from ...configuration_groundinggpt import GROUNDINGGPT_TOKENS
+from ...folder_checks import CheckedProcessorLoadingMixin
 from ..grounding import _check_image_size
 from ..image_inputs import flat_list_of_images
 from ..tokenization import generated_id_lists
@@ -51,13 +52,18 @@ _MODALITIES = (
 )
 
 
-def _check_duration(duration: float, argument_name: str) -> float:
+def _check_duration(duration: float, argument_name: str) -> float | None:
+    """A video duration in seconds; NaN (the processor's "unknown", for videos without timing) gives None."""
+    if isinstance(duration, numbers.Real) and math.isnan(duration):
+        return None
     if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not 0 < duration < math.inf:
-        raise ValueError(f"`{argument_name}` must be a positive, finite number of seconds, got {duration!r}.")
+        raise ValueError(
+            f"`{argument_name}` must be a positive, finite number of seconds (or NaN for unknown), got {duration!r}."
+        )
     return float(duration)
 
 
-class GroundingGPTProcessor(ProcessorMixin):
+class GroundingGPTProcessor(CheckedProcessorLoadingMixin, ProcessorMixin):
     r"""Constructs a GroundingGPT processor from an image processor, a video processor, an audio feature extractor
     and the Vicuna tokenizer with the 9 GroundingGPT tokens.
 
