@@ -16,11 +16,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
 
 from .conversion.checkpoint_io import DTYPES
+from .folder_checks import read_json_file
 from .processing import draw_grounding, draw_proposals, normalized_cxcywh_to_pixel_xyxy, validate_pixel_boxes
 
 
@@ -36,7 +38,12 @@ def read_model_type(model_path: str) -> str:
             f"error: --model {model_path} is not a model folder (no config.json). Pass a folder written by "
             "`groma-convert` or `save_pretrained`, or use --tiny / --tiny-groundinggpt."
         )
-    config = json.loads((path / "config.json").read_text())
+    try:
+        config = read_json_file(path / "config.json")
+    except ValueError as error:
+        raise SystemExit(f"error: --model {model_path}: {error}") from error
+    if not isinstance(config, dict):
+        raise SystemExit(f"error: --model {model_path}: {path / 'config.json'} is damaged: not a JSON object.")
     model_type = config.get("model_type")
     if "perceiver_cfg" in config or model_type in ("ddetr", "gvllm"):
         raise SystemExit(
@@ -123,7 +130,7 @@ def load_model_and_processor(
         # The processor first: it is quick to load, and a folder without its files fails before the weights load.
         processor = AutoProcessor.from_pretrained(args.model)
         model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype).to(device).eval()
-    except OSError as error:
+    except (OSError, ValueError, StrictDataclassError) as error:  # missing or damaged files, named by the checks
         raise SystemExit(
             f"error: --model {args.model} cannot be loaded: {error}\nA converted folder holds the weights, "
             "config.json and the processor files (tokenizer, preprocessor_config.json) that `groma-convert` and "
@@ -149,7 +156,7 @@ def open_image(path: str | None) -> Image.Image:
     try:
         with Image.open(path) as image:
             return image.convert("RGB")
-    except OSError as error:
+    except (OSError, Image.DecompressionBombError) as error:
         raise ValueError(f"--image {path} cannot be read as an image ({error}).") from error
 
 

@@ -151,7 +151,7 @@ def tiny_groundinggpt_config(**overrides) -> GroundingGPTConfig:
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
             "num_key_value_heads": 4,
-            "max_position_embeddings": 256,
+            "max_position_embeddings": 1024,
             "pad_token_id": 0,
         },
         "vision_config": {**tower, "num_hidden_layers": 2, "image_size": TINY_GROUNDINGGPT_IMAGE_SIZE},

@@ -22,6 +22,7 @@ from ..modeling import GromaForConditionalGeneration, GromaForRegionProposal
 from ..processing import CHAT_TEMPLATE, GromaImageProcessor, GromaProcessor, load_original_tokenizer
 from .checkpoint_io import (
     DTYPES,
+    cast_weights,
     check_output_options,
     load_original_state_dict,
     read_original_config,
@@ -133,11 +134,11 @@ def convert_checkpoint(
         )
     if vision_tower is not None:
         raise ValueError("--vision_tower is only used for GroundingGPT checkpoints (model_type 'LEGO').")
-    check_output_options(output_dir, overwrite, dtype)
+    check_output_options(input_dir, output_dir, overwrite, dtype)
     original_config = read_original_config(input_dir)
     kind = detect_checkpoint_kind(original_config)
     original_state_dict = load_original_state_dict(input_dir)
-    model = build_native_model(original_config, original_state_dict, overrides or {}).cast_to(DTYPES[dtype])
+    model = cast_weights(build_native_model(original_config, original_state_dict, overrides or {}), dtype)
     if kind == "groma":
         processor = build_processor(input_dir, model.config, image_size, legacy_tokenizer)
     else:  # the detector takes images only

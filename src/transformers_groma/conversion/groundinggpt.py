@@ -36,7 +36,7 @@ from ..processing.groundinggpt import (
 )
 from ..version import __version__
 from .checkpoint_io import (
-    DTYPES,
+    cast_weights,
     check_output_options,
     load_original_state_dict,
     read_original_config,
@@ -394,7 +394,7 @@ def convert_groundinggpt_checkpoint(
         overwrite: Replace a non-empty `output_dir`.
     """
     input_dir, output_dir = resolve_input_dir(input_dir), Path(output_dir)
-    check_output_options(output_dir, overwrite, dtype)
+    check_output_options(input_dir, output_dir, overwrite, dtype)
     original_config = read_original_config(input_dir)
     if not is_groundinggpt_checkpoint(original_config):
         raise ValueError(f"{input_dir}/config.json has model_type={original_config.get('model_type')!r}, not 'LEGO'.")
@@ -405,7 +405,7 @@ def convert_groundinggpt_checkpoint(
     config = convert_config(
         original_config, original_state_dict, clip.config.to_dict(), _token_ids(tokenizer), overrides
     )
-    model = build_native_model(original_state_dict, clip.state_dict(), config).to(DTYPES[dtype])
+    model = cast_weights(build_native_model(original_state_dict, clip.state_dict(), config), dtype)
     processor = build_processor(vision_tower, config, tokenizer)
     num_dropped = sum(is_dropped_key(key) for key in original_state_dict)
 

@@ -36,7 +36,14 @@ from .region_encoder import GromaRegionEncoder
 from .region_proposer import GromaRegionProposer
 from .region_selection import match_boxes_to_regions, select_regions, warn_about_unmatched_boxes
 from .sequence import expand_placeholders, pack_sequences, pad_sequences
-from .validation import check_box_lists
+from .validation import (
+    CheckedLoadingMixin,
+    check_box_lists,
+    check_pixel_tensor,
+    check_prompts,
+    check_sequence_length,
+    check_token_ids,
+)
 from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge_patches_2x2, tokens_to_feature_map
 
 
@@ -44,7 +51,7 @@ from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge
 VISION_PATH_MODULES = ("vision_tower", "region_proposer", "region_encoder")
 
 
-class GromaPreTrainedModel(PreTrainedModel):
+class GromaPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     """Shared settings of the Groma models: weight init, attention backends, vision tower construction, saving."""
 
     config: GromaConfig
@@ -113,11 +120,8 @@ class GromaPreTrainedModel(PreTrainedModel):
         self, pixel_values: torch.Tensor, output_attentions: bool | None = None
     ) -> tuple[BaseModelOutputWithPooling, tuple[int, int]]:
         """DINOv2's output on (B, 3, H, W) `pixel_values` (with all hidden states) and the patch grid (h, w)."""
-        if pixel_values.ndim != 4 or pixel_values.shape[1] != 3:
-            raise ValueError(
-                f"`pixel_values` must be (batch, 3, height, width), got shape {tuple(pixel_values.shape)}."
-            )
         patch = self.config.vision_config.patch_size
+        check_pixel_tensor(pixel_values, "pixel_values", "(batch, 3, height, width)", patch_size=patch)
         grid = (pixel_values.shape[2] // patch, pixel_values.shape[3] // patch)
         outputs = self.vision_tower(
             pixel_values.to(self.vision_tower.dtype), output_hidden_states=True, output_attentions=output_attentions
@@ -299,18 +303,8 @@ class GromaModel(GromaPreTrainedModel):
         `inputs_embeds` ((B, T, D), optional) are the caller's embeddings of the prompt tokens: the expanded prompt
         keeps them for its text tokens (the placeholders get the features as usual).
         """
-        if input_ids.ndim != 2:
-            raise ValueError(f"`input_ids` must be (batch, sequence_length), got shape {tuple(input_ids.shape)}.")
-        for name, tensor in (("attention_mask", attention_mask), ("labels", labels)):
-            if tensor is not None and tensor.shape != input_ids.shape:
-                raise ValueError(
-                    f"`{name}` must have the shape of `input_ids` {tuple(input_ids.shape)}, got {tuple(tensor.shape)}."
-                )
+        check_prompts(input_ids, attention_mask, labels, pixel_values, self.config.text_config.vocab_size)
         batch_size = input_ids.shape[0]
-        if pixel_values.shape[0] != batch_size:
-            raise ValueError(
-                f"Got {pixel_values.shape[0]} images for {batch_size} prompts; Groma takes one image per prompt."
-            )
         max_regions = self.config.max_region_num
         refer_boxes = check_box_lists(refer_boxes, "refer_boxes", batch_size, max_regions, input_ids.device)
         ground_boxes = check_box_lists(ground_boxes, "ground_boxes", batch_size, None, input_ids.device)
@@ -337,6 +331,7 @@ class GromaModel(GromaPreTrainedModel):
             input_ids, attention_mask, labels, image_features.shape[1], region_boxes, refer_indices, ground_indices
         )
         ids = pad_sequences(expanded_ids, self.config.pad_token_id, padding_side)
+        check_sequence_length(ids.shape[1], self.config.text_config.max_position_embeddings, "The expanded prompt")
         mask = pad_sequences([torch.ones_like(s) for s in expanded_ids], 0, padding_side)
         padded_labels = pad_sequences(expanded_labels, -100, padding_side) if labels is not None else None
         # 5. Embeddings: token embeddings with image, region and referred-region features injected
@@ -507,6 +502,8 @@ class GromaModel(GromaPreTrainedModel):
         """
         if any(boxes is not None for boxes in (refer_boxes, ground_boxes, region_boxes)):
             raise ValueError("`refer_boxes`, `ground_boxes` and `region_boxes` need `pixel_values`.")
+        if input_ids is not None and cache is None:
+            check_token_ids(input_ids, self.config.text_config.vocab_size)
         if input_ids is not None and cache is None and (input_ids == self.config.image_token_id).any():
             raise ValueError(
                 "`input_ids` contain the <image> placeholder but no `pixel_values` were given; pass the image "
@@ -598,10 +595,10 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
 
         Pass the returned boxes as `region_boxes=` to `generate`/`forward` to skip the proposer there.
         """
+        vision_states, grid = self.model.encode_image(pixel_values)
         refer_boxes = check_box_lists(
             refer_boxes, "refer_boxes", len(pixel_values), self.config.max_region_num, pixel_values.device
         )
-        vision_states, grid = self.model.encode_image(pixel_values)
         proposals = self.model.get_region_proposals(vision_states, grid)
         return self.model.select_regions(
             proposals, refer_boxes, [torch.zeros(0, 4, device=pixel_values.device)] * len(refer_boxes)

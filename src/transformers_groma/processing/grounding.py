@@ -4,6 +4,7 @@ Groma answers with region index tokens: `<p>a dog</p><roi><r3></roi>` means "the
 region 3 is the fourth box that the model selected for that image (normalized `(center_x, center_y, width, height)`).
 """
 
+import math
 import numbers
 import re
 from collections.abc import Sequence
@@ -64,6 +65,8 @@ def _as_boxes(boxes: BoxesInput, argument_name: str) -> torch.Tensor:
             f"`{argument_name}` must be a tensor, an array or a sequence of [x1, y1, x2, y2] rows, got "
             f"{type(boxes).__name__}."
         )
+    if _holds_bools(boxes):
+        raise TypeError(f"`{argument_name}` holds booleans; boxes are numbers [x1, y1, x2, y2].")
     try:
         tensor = boxes.float() if isinstance(boxes, torch.Tensor) else torch.from_numpy(np.asarray(boxes, np.float32))
     except (TypeError, ValueError) as error:
@@ -77,6 +80,15 @@ def _as_boxes(boxes: BoxesInput, argument_name: str) -> torch.Tensor:
     return tensor
 
 
+def _holds_bools(values) -> bool:
+    """Whether a tensor, array or (nested) sequence of numbers holds booleans, which would pass as 0 and 1."""
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        return values.dtype in (torch.bool, np.bool_)
+    if isinstance(values, (bool, np.bool_)):
+        return True
+    return isinstance(values, Sequence) and not isinstance(values, str) and any(_holds_bools(v) for v in values)
+
+
 def _check_image_size(image_size: Sequence[int], argument_name: str = "image_size") -> tuple[int, int]:
     if isinstance(image_size, (torch.Tensor, np.ndarray)):
         image_size = image_size.tolist()
@@ -84,9 +96,18 @@ def _check_image_size(image_size: Sequence[int], argument_name: str = "image_siz
         not isinstance(image_size, Sequence)
         or isinstance(image_size, str)
         or len(image_size) != 2
-        or not all(isinstance(value, numbers.Real) and value > 0 for value in image_size)
+        or not all(
+            isinstance(value, numbers.Real)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value > 0
+            and float(value).is_integer()
+            for value in image_size
+        )
     ):
-        raise ValueError(f"`{argument_name}` must be a positive (height, width) pair, got {image_size!r}.")
+        raise ValueError(
+            f"`{argument_name}` must be a positive (height, width) pair, got {image_size!r} (whole numbers of pixels)."
+        )
     height, width = (int(value) for value in image_size)
     return height, width
 
@@ -220,6 +241,7 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
     group: list[int] | None = None  # region indices of the open `<roi>` group
     group_owner: GroundedEntity | None = None
     stray: list[str] = []  # `<rK>` tokens outside any `<roi>` group
+    unclosed: list[str] = []  # phrases whose `<p>` no `</p>` closes
 
     position = 0
     for match in [*_TAG_PATTERN.finditer(text), None]:
@@ -253,6 +275,8 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
         if piece.strip() or tag != ROI_START_TOKEN:  # whitespace before `<roi>` is markup
             clean_text = _append_text(clean_text, piece)
 
+        if phrase_start is not None and tag in (PHRASE_START_TOKEN, ROI_START_TOKEN, None):
+            unclosed.append(clean_text[phrase_start:].strip())
         if tag == PHRASE_START_TOKEN:
             phrase_start, last_phrase = len(clean_text), None
         elif tag == PHRASE_END_TOKEN and phrase_start is not None:
@@ -279,6 +303,11 @@ def parse_grounded_text(text: str) -> tuple[str, list[GroundedEntity]]:
         logger.warning(
             f"Dropping {len(stray)} region index token(s) outside a {ROI_START_TOKEN} group (they only count inside "
             f"one): {shown}."
+        )
+    if unclosed:
+        logger.warning(
+            f"Dropping {len(unclosed)} phrase(s) whose {PHRASE_START_TOKEN} is not closed by {PHRASE_END_TOKEN} "
+            f"(their text stays, ungrounded): {unclosed[:5]}."
         )
     return clean_text.rstrip(), entities
 

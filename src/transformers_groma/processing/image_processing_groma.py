@@ -5,8 +5,10 @@ from transformers.image_processing_backends import TorchvisionBackend
 from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
+from .image_inputs import CheckedImagesMixin
 
-class GromaImageProcessor(TorchvisionBackend):
+
+class GromaImageProcessor(CheckedImagesMixin, TorchvisionBackend):
     r"""Constructs a Groma image processor.
 
     Every image is converted to RGB and squashed to `size` (448x448 by default) with a bicubic resize that ignores the
@@ -16,8 +18,10 @@ class GromaImageProcessor(TorchvisionBackend):
     squash, normalized box coordinates are the same on the original and on the resized image; the original sizes are
     returned so that boxes can be mapped back to pixels.
 
-    Accepts PIL images, numpy arrays and torch tensors (channels first or last), single or batched, and every
-    argument of [`~transformers.image_processing_backends.TorchvisionBackend`] (`size`, `resample`, ...).
+    Accepts paths, URLs, PIL images, numpy arrays and torch tensors (channels first or last), single or batched,
+    checked and read as described in [`~transformers_groma.processing.image_inputs.load_images`] (16-bit images,
+    floats already in [0, 1]), and every argument of [`~transformers.image_processing_backends.TorchvisionBackend`]
+    (`size`, `resample`, ...).
 
     Returns a [`~transformers.BatchFeature`] with:
 

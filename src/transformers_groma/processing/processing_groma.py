@@ -8,10 +8,11 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.image_utils import ImageInput, make_flat_list_of_images
+from transformers.image_utils import ImageInput
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
 
+from ..folder_checks import CheckedProcessorLoadingMixin
 from ..tokens import IMAGE_TOKEN, REFER_BOX_TOKEN, REGION_TOKEN
 from .grounding import (
     BoxesInput,
@@ -35,7 +36,7 @@ class GroundedGeneration(TypedDict):
     entities: list[GroundedEntity]
 
 
-class GromaProcessor(ProcessorMixin):
+class GromaProcessor(CheckedProcessorLoadingMixin, ProcessorMixin):
     r"""Constructs a Groma processor from a [`GromaImageProcessor`] and a Llama tokenizer holding Groma's tokens.
 
     Every prompt holds exactly one `<image>` and one `<region>` placeholder (the chat template writes them in the fixed
@@ -121,12 +122,11 @@ class GromaProcessor(ProcessorMixin):
             raise ValueError(f"`images` holds no image: give one image per prompt, got {images!r}.")
 
         output_kwargs = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
-        images = make_flat_list_of_images(self.image_processor.fetch_images(images))
         image_inputs = self.image_processor(images, **output_kwargs["images_kwargs"])
         if text is None:
             return image_inputs
 
-        texts = self._validate_text(text, num_images=len(images))
+        texts = self._validate_text(text, num_images=len(image_inputs["image_sizes"]))
         refer_boxes = self._prepare_boxes(boxes, texts, image_inputs["image_sizes"].tolist())
 
         text_kwargs = output_kwargs["text_kwargs"]
@@ -251,7 +251,7 @@ class GromaProcessor(ProcessorMixin):
         ):
             if isinstance(value, str) or not isinstance(value, (Sequence, torch.Tensor, np.ndarray)):
                 raise TypeError(f"`{name}` must hold one {expected} per sample, got {type(value).__name__}.")
-        id_lists = generated_id_lists(generated_ids)
+        id_lists = generated_id_lists(generated_ids, len(self.tokenizer))
         if not len(id_lists) == len(region_boxes) == len(target_sizes):
             raise ValueError(
                 f"`generated_ids`, `region_boxes` and `target_sizes` must have one entry per sample, got "
@@ -260,6 +260,8 @@ class GromaProcessor(ProcessorMixin):
         results = []
         for index, (ids, sample_boxes, target_size) in enumerate(zip(id_lists, region_boxes, target_sizes)):
             sample_boxes = _as_boxes(sample_boxes, f"region_boxes[{index}]")
+            if not torch.isfinite(sample_boxes).all():
+                raise ValueError(f"`region_boxes[{index}]` holds NaN or infinite values.")
             target_size = _check_image_size(target_size, f"target_sizes[{index}]")
             clean_text, entities = parse_grounded_text(self.tokenizer.decode(ids, skip_special_tokens=False))
             results.append({"text": clean_text, "entities": entities_to_boxes(entities, sample_boxes, target_size)})

@@ -90,8 +90,13 @@ def load_original_tokenizer(path: str | os.PathLike, legacy: bool | None = None)
 __all__ = ["add_groma_tokens", "load_original_tokenizer"]
 
 
-def generated_id_lists(generated_ids: torch.Tensor | Sequence[Sequence[int]]) -> list[list[int]]:
-    """`generated_ids` as one list of token ids per sample, without the `-100` entries of label-style padding."""
+def generated_id_lists(
+    generated_ids: torch.Tensor | Sequence[Sequence[int]], vocab_size: int | None = None
+) -> list[list[int]]:
+    """`generated_ids` as one list of token ids per sample, without the `-100` entries of label-style padding.
+
+    Raises `ValueError` for ids that are not integers in `[0, vocab_size)` (the tokenizer would decode them to
+    nothing)."""
     if isinstance(generated_ids, str) or not isinstance(generated_ids, (Sequence, torch.Tensor, np.ndarray)):
         raise TypeError(
             f"`generated_ids` must hold one sequence of token ids per sample, got {type(generated_ids).__name__}."
@@ -105,11 +110,16 @@ def generated_id_lists(generated_ids: torch.Tensor | Sequence[Sequence[int]]) ->
                 f"got {type(ids).__name__} for `generated_ids[{index}]` (add a batch dimension to a single sample)."
             )
         ids = [token_id for token_id in ids if token_id != IGNORE_INDEX]
-        invalid = [token_id for token_id in ids if not isinstance(token_id, numbers.Integral) or token_id < 0]
+        upper = float("inf") if vocab_size is None else vocab_size
+        invalid = [
+            token_id
+            for token_id in ids
+            if not isinstance(token_id, numbers.Integral) or isinstance(token_id, bool) or not 0 <= token_id < upper
+        ]
         if invalid:
             raise ValueError(
-                f"`generated_ids[{index}]` must hold token ids (integers >= 0, or {IGNORE_INDEX} for padding), got "
-                f"{invalid[:5]}."
+                f"`generated_ids[{index}]` must hold token ids (integers in [0, {upper}), or {IGNORE_INDEX} for "
+                f"padding), got {invalid[:5]}."
             )
         id_lists.append(ids)
     return id_lists

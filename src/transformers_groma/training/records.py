@@ -22,6 +22,7 @@ A *detection record* (stage 1) is one image with class-agnostic pixel `[x1, y1, 
 import functools
 import os
 import random
+import struct
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -72,19 +73,34 @@ class InvalidRecordError(ValueError):
 
 @functools.lru_cache(maxsize=4096)  # sources list an image once per expression / region, adapters read it again
 def read_image_size(path: str) -> tuple[int, int]:
-    """`(height, width)` of an image file, read from its header (the pixels are not decoded); recent answers are
-    cached.
+    """`(height, width)` of an image file, read from its header; recent answers are cached.
+
+    The pixels are not decoded, but the file is checked to be complete: PIL's `verify` (chunk checksums of PNG and
+    others) and, for JPEG, the end-of-image marker. A truncated file would otherwise pass here and stop training
+    when its batch comes.
 
     Raises:
-        InvalidRecordError: if the file is missing or is not an image PIL can open.
+        InvalidRecordError: if the file is missing, truncated or is not an image PIL can open.
     """
     if not path or not os.path.isfile(path):
         raise InvalidRecordError(f"image file {path!r} does not exist")
     try:
         with Image.open(path) as image:
-            return image.height, image.width
-    except (OSError, Image.DecompressionBombError) as error:
+            size = image.height, image.width
+            is_jpeg = image.format == "JPEG"
+            image.verify()
+    except (OSError, SyntaxError, EOFError, ValueError, struct.error, Image.DecompressionBombError) as error:
         raise InvalidRecordError(f"image file {path!r} cannot be read: {error}") from error
+    if is_jpeg and not _ends_with_jpeg_marker(path):
+        raise InvalidRecordError(f"image file {path!r} is truncated (no JPEG end-of-image marker)")
+    return size
+
+
+def _ends_with_jpeg_marker(path: str, tail: int = 4096) -> bool:
+    """Whether the end-of-image marker is in the last `tail` bytes (some writers pad after it)."""
+    with open(path, "rb") as handle:
+        handle.seek(max(os.path.getsize(path) - tail, 0))
+        return b"\xff\xd9" in handle.read()
 
 
 def check_image_file(record: dict) -> tuple[int, int]:

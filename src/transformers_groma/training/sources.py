@@ -66,9 +66,23 @@ CLIPPED = "boxes clipped to the image"
 
 
 def read_json(path: str) -> Any:
-    """The content of a UTF-8 JSON file."""
+    """The content of a UTF-8 JSON file.
+
+    Raises:
+        ValueError: naming the file when it is not UTF-8 JSON.
+    """
     with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+        try:
+            return json.load(handle)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not a UTF-8 JSON file ({error}).") from error
+
+
+def _number(value: Any) -> float:
+    """A JSON number as a float; booleans, which `float` would read as 0 and 1, are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRecordError(f"`boxes` must hold numbers [x1, y1, x2, y2], got {value!r}")
+    return float(value)
 
 
 def image_path(source: DataSource, file_name: str) -> str:
@@ -353,7 +367,8 @@ def conversation_with_boxes(
         role = _ROLES.get(turn["from"], turn["from"])
         box_ids = turn.get(box_ids_key, [])
         if not isinstance(box_ids, list) or any(
-            not isinstance(box_id, int) or not 0 <= box_id < len(boxes) for box_id in box_ids
+            not isinstance(box_id, int) or isinstance(box_id, bool) or not 0 <= box_id < len(boxes)
+            for box_id in box_ids
         ):
             raise InvalidRecordError(
                 f"turn {index}: `{box_ids_key}` must be a list of indices into `boxes` (0..{len(boxes) - 1}), "
@@ -417,12 +432,14 @@ class CustomJsonlAdapter(RecordAdapter):
     def entries(self, source):
         """`(id, entry)` per non-empty line: its parsed JSON (an `InvalidRecordError` when it is not valid JSON), named
         by its `id` field when it has one, else by its line number."""
-        with open(source.annotation_file, encoding="utf-8") as handle:
+        with open(source.annotation_file, "rb") as handle:
             for line_number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
-                    data = json.loads(line)
+                    data = json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError as error:
+                    data = InvalidRecordError(f"not UTF-8 text ({error})")
                 except json.JSONDecodeError as error:
                     data = InvalidRecordError(f"not valid JSON ({error})")
                 has_id = isinstance(data, dict) and data.get("id") is not None
@@ -433,7 +450,7 @@ class CustomJsonlAdapter(RecordAdapter):
             raise entry
         if not isinstance(entry, dict) or "image" not in entry or "conversations" not in entry:
             raise InvalidRecordError("a line must be a JSON object with `image` and `conversations`")
-        boxes = [[float(value) for value in box] for box in entry.get("boxes", [])]
+        boxes = [[_number(value) for value in box] for box in entry.get("boxes", [])]
         messages, refer_boxes, ground_boxes = conversation_with_boxes(entry["conversations"], boxes, "box_ids")
         return record(
             image_path(source, entry["image"]),

@@ -1,7 +1,9 @@
 """Groma's Trainer subclasses and the train-and-save sequence shared by the training scripts."""
 
+import json
 import logging as python_logging
 import os
+import re
 import sys
 
 import datasets
@@ -10,7 +12,8 @@ import transformers
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset, Sampler
 from transformers import Trainer
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from .arguments import GromaTrainingArguments
@@ -146,16 +149,60 @@ def setup_logging(training_args: GromaTrainingArguments) -> None:
 
 
 def resolve_checkpoint(training_args: GromaTrainingArguments) -> str | None:
-    """The checkpoint to resume from: `resume_from_checkpoint`, else (with `auto_resume`) the last `checkpoint-*` of
-    `output_dir`, else None."""
+    """The checkpoint to resume from: `resume_from_checkpoint`, else (with `auto_resume`) the newest complete
+    `checkpoint-*` of `output_dir`, else None.
+
+    A checkpoint is complete when its `trainer_state.json`, which the Trainer writes last, is readable; newer
+    incomplete ones (a run killed while saving) are skipped with a warning naming them.
+
+    Raises:
+        FileExistsError: when `output_dir` holds a finished run (its final `trainer_state.json`) and
+            `resume_from_checkpoint` is unset: training again would extend it or overwrite its final model.
+    """
     if training_args.resume_from_checkpoint is not None:
         return training_args.resume_from_checkpoint
-    if training_args.auto_resume and os.path.isdir(training_args.output_dir):
-        checkpoint = get_last_checkpoint(training_args.output_dir)
-        if checkpoint is not None:
-            logger.info(f"Resuming from {checkpoint} (pass `--auto_resume false` to start over).")
+    output_dir = training_args.output_dir
+    if not os.path.isdir(output_dir):
+        return None
+    finished_step = _trainer_state_step(os.path.join(output_dir, TRAINER_STATE_NAME))
+    if finished_step is not None:
+        raise FileExistsError(
+            f"--output_dir {output_dir} holds a finished run ({finished_step} steps; its final model is saved "
+            "there). Choose a new --output_dir, or pass --resume_from_checkpoint to continue that run on purpose."
+        )
+    if not training_args.auto_resume:
+        return None
+    checkpoints = sorted(
+        (int(match.group(1)), entry)
+        for entry in os.listdir(output_dir)
+        if (match := _CHECKPOINT_PATTERN.fullmatch(entry)) and os.path.isdir(os.path.join(output_dir, entry))
+    )
+    skipped = []
+    for _, name in reversed(checkpoints):
+        checkpoint = os.path.join(output_dir, name)
+        if _trainer_state_step(os.path.join(checkpoint, TRAINER_STATE_NAME)) is None:
+            skipped.append(name)
+            continue
+        if skipped:
+            logger.warning(f"Skipping incomplete checkpoint(s) {skipped} (no readable {TRAINER_STATE_NAME}).")
+        logger.warning(f"Resuming from {checkpoint} (pass `--auto_resume false` to start over).")
         return checkpoint
+    if skipped:
+        logger.warning(f"Starting over: checkpoint(s) {skipped} in {output_dir} are incomplete.")
     return None
+
+
+_CHECKPOINT_PATTERN = re.compile(rf"{PREFIX_CHECKPOINT_DIR}-(\d+)")
+
+
+def _trainer_state_step(path: str) -> int | None:
+    """`global_step` of a trainer state file, or None when it is missing or damaged (a run killed while saving)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            step = json.load(handle)["global_step"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    return step if isinstance(step, int) else None
 
 
 def end_distributed_run() -> None:

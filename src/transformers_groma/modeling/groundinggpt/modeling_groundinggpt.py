@@ -20,6 +20,7 @@ from transformers.utils.generic import can_return_tuple
 from ...configuration_groundinggpt import GroundingGPTConfig
 from ..cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
 from ..generation import MultimodalGenerationMixin
+from ..validation import CheckedLoadingMixin, check_labels
 from .audio_encoder import GroundingGPTAudioEncoder, GroundingGPTImageBindAudioModel
 from .image_encoder import GroundingGPTImageEncoder
 from .outputs import (
@@ -30,10 +31,11 @@ from .outputs import (
     GroundingGPTVideoFeaturesOutput,
 )
 from .placeholders import left_align, placeholder_mask, placeholder_specs, splice_features
+from .validation import check_groundinggpt_inputs
 from .video_encoder import GroundingGPTVideoEncoder
 
 
-class GroundingGPTPreTrainedModel(PreTrainedModel):
+class GroundingGPTPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     """Base class of the GroundingGPT models: config class, weight initialisation (the learned query tokens and the
     ImageBind CLS / position embeddings included) and the attention backends they support."""
 
@@ -124,6 +126,15 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         Raises:
             ValueError: when the media do not match the placeholder blocks one to one, or have the wrong layout.
         """
+        check_groundinggpt_inputs(
+            input_ids,
+            {
+                "pixel_values": pixel_values,
+                "pixel_values_videos": pixel_values_videos,
+                "input_features": input_features,
+            },
+            self.config,
+        )
         features = {
             "image": None if pixel_values is None else self.image_encoder(pixel_values).pooler_output,
             "video": None
@@ -273,6 +284,7 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
         logits = self.lm_head(slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep))
         loss = None
         if labels is not None:
+            check_labels(labels, self.config.text_config.vocab_size)
             loss = self.loss_function(
                 logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
             )

@@ -1,9 +1,11 @@
 """Audio reading, resampling and clip sampling for GroundingGPT's audio branch (ImageBind's `data.py` rules)."""
 
 import math
+import numbers
 import os
 import wave
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,6 +13,10 @@ import torch
 
 # Scale of each PCM sample width (bytes) to floats in [-1, 1), as torchaudio loads WAV files.
 _PCM_SCALE = {1: 2.0**7, 2: 2.0**15, 3: 2.0**23, 4: 2.0**31}
+
+
+class UnsupportedWavError(ValueError):
+    """A WAV file the standard library cannot decode (not PCM), which other readers may still read."""
 
 
 def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -21,16 +27,18 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         8-bit samples re-centred first) and the sampling rate in Hz.
 
     Raises:
-        ValueError: when the file is not a readable PCM WAV file.
+        UnsupportedWavError: when the file is not a PCM WAV file the `wave` module reads.
+        ValueError: when its header gives a sampling rate that is not a positive whole number.
     """
     try:
         with wave.open(os.fspath(path), "rb") as handle:
             num_channels, width, rate = handle.getnchannels(), handle.getsampwidth(), handle.getframerate()
             raw = handle.readframes(handle.getnframes())
     except (wave.Error, EOFError) as error:
-        raise ValueError(f"{path} is not a PCM WAV file the `wave` module can read: {error}") from error
+        raise UnsupportedWavError(f"{path} is not a PCM WAV file the `wave` module can read: {error}") from error
     if width not in _PCM_SCALE:
-        raise ValueError(f"{path} has {8 * width}-bit samples; only 8/16/24/32-bit PCM is supported.")
+        raise UnsupportedWavError(f"{path} has {8 * width}-bit samples; only 8/16/24/32-bit PCM is supported.")
+    check_sampling_rate(rate, f"{path}: the WAV header's sampling rate")
     data = np.frombuffer(raw, dtype=np.uint8).reshape(-1, width)
     if width == 1:
         samples = data[:, 0].astype(np.int32) - 128
@@ -40,6 +48,13 @@ def read_wav(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         samples = padded.view("<i4")[:, 0] >> (8 * (4 - width))
     waveform = (samples / _PCM_SCALE[width]).astype(np.float32)
     return np.ascontiguousarray(waveform.reshape(-1, num_channels).T), rate
+
+
+def check_sampling_rate(rate: Any, what: str) -> int:
+    """`rate` as a positive whole number of Hz; a `ValueError` naming `what` otherwise."""
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 < rate < math.inf or rate != int(rate):
+        raise ValueError(f"{what} must be a positive whole number of Hz, got {rate!r}.")
+    return int(rate)
 
 
 def load_audio_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -55,7 +70,7 @@ def load_audio_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if os.fspath(path).lower().endswith(".wav"):
         try:
             return read_wav(path)
-        except ValueError:
+        except UnsupportedWavError:
             pass  # e.g. floating-point WAV: let soundfile try
     try:
         import soundfile
@@ -116,4 +131,4 @@ def clip_sample_ranges(
     ]
 
 
-__all__ = ["clip_sample_ranges", "load_audio_file", "read_wav", "resample"]
+__all__ = ["check_sampling_rate", "clip_sample_ranges", "load_audio_file", "read_wav", "resample"]

@@ -10,7 +10,7 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType
 
-from .audio_io import clip_sample_ranges, load_audio_file, resample
+from .audio_io import check_sampling_rate, clip_sample_ranges, load_audio_file, resample
 
 
 AudioInput = str | os.PathLike | np.ndarray
@@ -142,13 +142,16 @@ class GroundingGPTFeatureExtractor(SequenceFeatureExtractor):
             target_length)`.
 
         Raises:
-            ValueError: naming `audio` and the item for unreadable files, wrong shapes, a missing `sampling_rate` or
+            ValueError: naming `audio` and the item for unreadable files, wrong shapes, a missing or non-positive
+                `sampling_rate`, NaN/infinite samples, waveforms beyond [-1, 1] (e.g. int16 PCM values as floats) or
                 audio shorter than one clip.
             TypeError: naming the item for a waveform that is not floating point (e.g. int16 PCM samples).
         """
         items = audio if isinstance(audio, (list, tuple)) else [audio]
         if not items:
             raise ValueError("`audio` is empty.")
+        if sampling_rate is not None:
+            sampling_rate = check_sampling_rate(sampling_rate, "`sampling_rate`")
         allow_short_audio = self.allow_short_audio if allow_short_audio is None else allow_short_audio
         features = []
         for index, item in enumerate(items):
@@ -179,6 +182,13 @@ class GroundingGPTFeatureExtractor(SequenceFeatureExtractor):
                     f"`audio[{index}]` must be a (samples,) or (channels, samples) waveform, got shape "
                     f"{tuple(np.shape(item))}."
                 )
+            if waveform.size and np.abs(waveform).max() > 1:
+                raise ValueError(
+                    f"`audio[{index}]` holds samples beyond [-1, 1] (peak {np.abs(waveform).max():.4g}): pass "
+                    "floating-point audio in [-1, 1] (e.g. int16 PCM divided by 32768)."
+                )
+        if not np.isfinite(waveform).all():
+            raise ValueError(f"`audio[{index}]` holds NaN or infinite samples.")
         return np.array(resample(waveform, rate, self.sampling_rate), dtype=np.float32)
 
     def _extract_clips(self, waveform: np.ndarray, allow_short_audio: bool, index: int) -> np.ndarray:

@@ -4,8 +4,10 @@ import numpy as np
 from transformers.image_processing_utils import BatchFeature
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
+from ..image_inputs import CheckedImagesMixin
 
-class GroundingGPTImageProcessor(LlavaImageProcessorPil):
+
+class GroundingGPTImageProcessor(CheckedImagesMixin, LlavaImageProcessorPil):
     r"""Constructs a GroundingGPT image processor.
 
     Every image is converted to RGB, padded to a square (side = its longer edge, the image centred along the shorter
@@ -13,7 +15,8 @@ class GroundingGPTImageProcessor(LlavaImageProcessorPil):
     `openai/clip-vit-large-patch14-336`: bicubic resize of the shortest edge to 336 (PIL), centre crop 336, rescale by
     1/255 and normalise with the CLIP mean and standard deviation. This is the original's `expand2square` +
     `CLIPImageProcessor` (the LLaVA-1.5 pipeline, hence the base class). Boxes the model writes are normalised to the
-    padded square; [`GroundingGPTProcessor.post_process_grounding`] maps them back with the returned sizes.
+    padded square; [`GroundingGPTProcessor.post_process_grounding`] maps them back with the returned sizes. Inputs are
+    checked and read as described in [`~transformers_groma.processing.image_inputs.load_images`].
 
     Returns a [`~transformers.BatchFeature`] with:
 

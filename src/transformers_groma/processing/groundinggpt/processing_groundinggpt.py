@@ -2,6 +2,7 @@
 pipelines, and the grounded-output parser (spec §2-4)."""
 
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from typing import TypedDict
@@ -10,12 +11,15 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.image_utils import ImageInput, make_flat_list_of_images
+from transformers.image_utils import ImageInput
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpack
 from transformers.tokenization_utils_base import TextInput
 from transformers.video_utils import VideoInput, is_valid_video, make_batched_videos
 
 from ...configuration_groundinggpt import GROUNDINGGPT_TOKENS
+from ...folder_checks import CheckedProcessorLoadingMixin
+from ..grounding import _check_image_size
+from ..image_inputs import flat_list_of_images
 from ..tokenization import generated_id_lists
 from .feature_extraction_groundinggpt import AudioInput, GroundingGPTAudioKwargs, GroundingGPTFeatureExtractor
 from .grounding import GroundedBox, GroundedTimeSpan, parse_boxes, parse_time_spans
@@ -48,7 +52,18 @@ _MODALITIES = (
 )
 
 
-class GroundingGPTProcessor(ProcessorMixin):
+def _check_duration(duration: float, argument_name: str) -> float | None:
+    """A video duration in seconds; NaN (the processor's "unknown", for videos without timing) gives None."""
+    if isinstance(duration, numbers.Real) and math.isnan(duration):
+        return None
+    if isinstance(duration, bool) or not isinstance(duration, numbers.Real) or not 0 < duration < math.inf:
+        raise ValueError(
+            f"`{argument_name}` must be a positive, finite number of seconds (or NaN for unknown), got {duration!r}."
+        )
+    return float(duration)
+
+
+class GroundingGPTProcessor(CheckedProcessorLoadingMixin, ProcessorMixin):
     r"""Constructs a GroundingGPT processor from an image processor, a video processor, an audio feature extractor
     and the Vicuna tokenizer with the 9 GroundingGPT tokens.
 
@@ -242,7 +257,7 @@ class GroundingGPTProcessor(ProcessorMixin):
         if value is None or (isinstance(value, (list, tuple)) and not value):
             return []
         if argument == "images":
-            return make_flat_list_of_images(value)
+            return [image for _, image in flat_list_of_images(value)]
         if argument == "videos":
             return make_batched_videos(value)
         return list(value) if isinstance(value, (list, tuple)) else [value]
@@ -319,10 +334,12 @@ class GroundingGPTProcessor(ProcessorMixin):
         return [
             {
                 "text": text,
-                "boxes": parse_boxes(text, None if size is None else [int(value) for value in size]),
-                "time_spans": parse_time_spans(text, None if duration is None else float(duration)),
+                "boxes": parse_boxes(text, None if size is None else _check_image_size(size, f"image_sizes[{index}]")),
+                "time_spans": parse_time_spans(
+                    text, None if duration is None else _check_duration(duration, f"video_durations[{index}]")
+                ),
             }
-            for text, size, duration in zip(texts, image_sizes, video_durations)
+            for index, (text, size, duration) in enumerate(zip(texts, image_sizes, video_durations))
         ]
 
     def _values_per_sample(
@@ -373,7 +390,9 @@ class GroundingGPTProcessor(ProcessorMixin):
             **kwargs: Passed to the tokenizer's `batch_decode`.
         """
         texts = self.tokenizer.batch_decode(
-            generated_id_lists(generated_outputs), skip_special_tokens=skip_special_tokens, **kwargs
+            generated_id_lists(generated_outputs, len(self.tokenizer)),
+            skip_special_tokens=skip_special_tokens,
+            **kwargs,
         )
         return [text.split(SEPARATOR, 1)[0].strip() for text in texts]
 
