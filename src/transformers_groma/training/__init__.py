@@ -28,7 +28,7 @@ from .detection_data import (
     build_detection_eval_dataset,
     build_detection_mixture,
 )
-from .evaluation import class_agnostic_coco, coco_box_metrics, proposals_to_detections
+from ..evaluation.detection import class_agnostic_coco, coco_box_metrics, proposals_to_detections
 from .mixture import MixtureDataset, build_conversation_mixture
 from .model_setup import (
     apply_lora,

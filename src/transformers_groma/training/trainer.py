@@ -14,7 +14,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from .arguments import GromaTrainingArguments
-from .evaluation import coco_box_metrics, proposals_to_detections
+from ..evaluation.detection import coco_box_metrics, proposals_to_detections
 from .mixture import MixtureDataset
 from .sampler import SourceGroupedSampler
 
@@ -85,7 +85,7 @@ class GromaDetectionTrainer(GromaTrainer):
     """[`GromaTrainer`] whose evaluation reports class-agnostic COCO box AP/AR (and the detection loss).
 
     Args:
-        coco_gt: Class-agnostic ground truth of the evaluation set (`evaluation.class_agnostic_coco`).
+        coco_gt: Class-agnostic ground truth of the evaluation set (`transformers_groma.evaluation.class_agnostic_coco`).
         max_detections: Proposals kept per image, by fused objectness score.
         *args, **kwargs: Passed to [`~transformers.Trainer`].
     """
