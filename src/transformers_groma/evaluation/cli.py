@@ -75,6 +75,13 @@ def caption_metric_list(text: str) -> list[str]:
     return names
 
 
+def process_state() -> PartialState:
+    """The process group of a `torchrun` / `accelerate launch` run (one process without a launcher): NCCL on GPUs,
+    gloo on CPU (on a machine without an accelerator, or under `ACCELERATE_USE_CPU`)."""
+    use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    return PartialState(cpu=use_cpu or not torch.accelerator.is_available())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groma-eval", description=__doc__.split("\n\n")[0])
     parser.add_argument("task", choices=sorted(TASKS), help="The benchmark protocol.")
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     except AnnotationError as error:
         raise SystemExit(f"error: {error}") from error
     samples = samples[: args.max_samples] if args.max_samples else samples
-    state = PartialState()
+    state = process_state()
     dtype = DTYPES[args.dtype or ("bfloat16" if state.device.type == "cuda" else "float32")]
     predictor = build_predictor(args, family, state.device, dtype)
     run = {

@@ -191,6 +191,19 @@ def caption_metrics(
     return scores, skipped
 
 
+@contextlib.contextmanager
+def _numpy_float_alias():
+    """Lend `np.float` (removed in NumPy 1.24) to the `lvis` package: its last release (0.5.3) still uses it."""
+    missing = not hasattr(np, "float")
+    if missing:
+        np.float = float
+    try:
+        yield
+    finally:
+        if missing:
+            del np.float
+
+
 def lvis_recall(annotation_file: str, detections: list[dict], image_ids: Sequence[int]) -> dict[str, float]:
     """LVIS average recall of `detections` on the images `image_ids` of `annotation_file`, with the LVIS API.
 
@@ -204,10 +217,10 @@ def lvis_recall(annotation_file: str, detections: list[dict], image_ids: Sequenc
         from lvis import LVIS, LVISEval
     except ImportError as error:
         raise ImportError("LVIS metrics need the `lvis` package: `pip install transformers-groma[eval]`.") from error
-    logging.getLogger("lvis").setLevel(logging.WARNING)
+    logging.getLogger("lvis").setLevel(logging.ERROR)
     evaluator = LVISEval(LVIS(str(annotation_file)), detections, iou_type="bbox")
     evaluator.params.img_ids = sorted(set(image_ids))
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), _numpy_float_alias():
         evaluator.evaluate()
         evaluator.accumulate()
     recall = evaluator.eval["recall"]  # (iou thresholds, categories, area ranges); -1 where undefined

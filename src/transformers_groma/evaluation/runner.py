@@ -159,7 +159,9 @@ def evaluate(
     metrics = None
     if state.is_main_process:
         for line in gathered:
-            done.setdefault(line["id"], line)
+            if line["id"] in done:
+                raise RuntimeError(f"Sample {line['id']!r} was predicted twice; the shards overlap.")
+            done[line["id"]] = line
         missing = [sample.id for sample in samples if sample.id not in done]
         if missing:
             raise RuntimeError(f"No prediction for {len(missing)} samples (first: {missing[0]!r}).")
