@@ -23,8 +23,12 @@ def write_llava_bench(rec_file: Path, path: Path) -> Path:
     """LLaVA-Bench-style questions (JSON Lines) about the synthetic images."""
     images = json.loads(rec_file.read_text())["images"]
     lines = [
-        {"question_id": index, "image": image["file_name"], "text": f"What color is {image['caption']}?",
-         "category": ["conv", "detail", "complex"][index % 3]}  # fmt: skip
+        {
+            "question_id": index,
+            "image": image["file_name"],
+            "text": f"What color is {image['caption']}?",
+            "category": ["conv", "detail", "complex"][index % 3],
+        }  # fmt: skip
         for index, image in enumerate(images[:4])
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))

@@ -93,7 +93,7 @@ def test_caption_metrics_equal_the_reference_scorers():
     if java_available():
         # The METEOR server of the process (starting one loads a 60 MB table): the reference scorer itself.
         assert scores["METEOR"] == pytest.approx(_meteor().compute_score(gts, res)[0])
-    assert 0 < scores["CIDEr"] and 0 < scores["ROUGE-L"] < 1
+    assert scores["CIDEr"] > 0 and 0 < scores["ROUGE-L"] < 1
 
 
 def test_caption_metrics_check_their_input():

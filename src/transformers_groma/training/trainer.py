@@ -13,8 +13,8 @@ from transformers import Trainer
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
-from .arguments import GromaTrainingArguments
 from ..evaluation.detection import coco_box_metrics, proposals_to_detections
+from .arguments import GromaTrainingArguments
 from .mixture import MixtureDataset
 from .sampler import SourceGroupedSampler
 
