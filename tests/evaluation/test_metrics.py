@@ -96,6 +96,16 @@ def test_caption_metrics_equal_the_reference_scorers():
     assert scores["CIDEr"] > 0 and 0 < scores["ROUGE-L"] < 1
 
 
+def test_without_java_meteor_and_spice_are_skipped_with_the_reason(monkeypatch):
+    from transformers_groma.evaluation import metrics
+
+    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
+    scores, skipped = caption_metrics({"1": ["A red, square."], "2": ["a dog"]}, {"1": "a red square", "2": "a cat"})
+    assert set(skipped) == {"METEOR", "SPICE"} and "needs Java" in skipped["METEOR"]
+    assert set(scores) == {"BLEU-4", "ROUGE-L", "CIDEr"}
+    assert scores["ROUGE-L"] == pytest.approx((1.0 + 0.5) / 2)  # punctuation and case do not count
+
+
 def test_caption_metrics_check_their_input():
     with pytest.raises(ValueError, match="same sample ids"):
         caption_metrics({"1": ["a"]}, {"2": "a"}, ["CIDEr"])

@@ -122,7 +122,8 @@ def main(argv: list[str] | None = None) -> None:
     family = "groundinggpt" if args.tiny_groundinggpt else "groma" if args.tiny else read_model_type(args.model)
     task_class = TASKS[args.task]
     if family not in task_class.families:
-        raise SystemExit(f"error: {args.task} evaluates Groma models; {family} is supported for: rec.")
+        supported = ", ".join(name for name, task in sorted(TASKS.items()) if family in task.families)
+        raise SystemExit(f"error: {args.task} evaluates Groma models; {family} models run: {supported}.")
     benchmark = args.benchmark or infer_benchmark(args.task, args.annotation_file)
     model_name = model_description(args)
     task = task_class(

@@ -80,8 +80,8 @@ def read_predictions(output_dir: Path, samples: Sequence[Sample]) -> dict[str, d
     return done
 
 
-def check_run_file(output_dir: Path, run: dict[str, Any], state: PartialState) -> None:
-    """Refuse a folder written by a different run (task, annotation file, model, seed); record this run's."""
+def check_run_file(output_dir: Path, run: dict[str, Any]) -> None:
+    """Refuse a folder written by a different run (task, annotation file, model, seed, ...)."""
     path = output_dir / RUN_FILE
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -89,9 +89,6 @@ def check_run_file(output_dir: Path, run: dict[str, Any], state: PartialState) -
         if changed:
             listing = "; ".join(f"{key}: {old!r} there, {new!r} now" for key, (old, new) in changed.items())
             raise OutputFolderError(f"{output_dir} holds another run ({listing}). Use another --output_dir.")
-    state.wait_for_everyone()  # every process has read the folder before the main one writes
-    if state.is_main_process and not path.is_file():
-        path.write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -132,9 +129,14 @@ def evaluate(
     output_dir.mkdir(parents=True, exist_ok=True)
     if len({sample.id for sample in samples}) != len(samples):
         raise ValueError("Sample ids must be unique.")
-    check_run_file(output_dir, run or {"task": task.name}, state)
+    run = run or {"task": task.name}
+    check_run_file(output_dir, run)
     done = read_predictions(output_dir, samples)
     todo = [sample for sample in samples if sample.id not in done]
+    # Every process has read the folder (so all deal the same `todo`) before any writes to it.
+    state.wait_for_everyone()
+    if state.is_main_process and not (output_dir / RUN_FILE).is_file():
+        (output_dir / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n", encoding="utf-8")
     mine = todo[state.process_index :: state.num_processes]
     new_lines = []
     partial = output_dir / f"predictions.partial-{state.process_index}.jsonl"
@@ -171,7 +173,7 @@ def evaluate(
             path.unlink()
         metrics = {"task": task.name, **task.metrics(list(samples), lines, annotation_file)}
         _write_atomically(output_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
-        write_report(output_dir, task.name, metrics, run or {})
+        write_report(output_dir, task.name, metrics, run)
     state.wait_for_everyone()
     return metrics
 
