@@ -91,6 +91,16 @@ def check_run_file(output_dir: Path, run: dict[str, Any]) -> None:
             raise OutputFolderError(f"{output_dir} holds another run ({listing}). Use another --output_dir.")
 
 
+def _end_cut_line(path: Path) -> None:
+    """End a line that a killed run left unfinished at the end of `path`, so that lines appended stay whole."""
+    if not path.is_file() or not path.stat().st_size:
+        return
+    with open(path, "rb+") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) != b"\n":
+            handle.write(b"\n")
+
+
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
@@ -140,9 +150,7 @@ def evaluate(
     mine = todo[state.process_index :: state.num_processes]
     new_lines = []
     partial = output_dir / f"predictions.partial-{state.process_index}.jsonl"
-    if partial.is_file() and not partial.read_bytes().endswith(b"\n") and partial.stat().st_size:
-        with open(partial, "a", encoding="utf-8") as handle:
-            handle.write("\n")  # end a line cut by a killed run, so that new lines stay whole
+    _end_cut_line(partial)
     where = f" (process 0 of {state.num_processes})" if state.num_processes > 1 else ""
     progress = tqdm(total=len(mine), desc=f"groma-eval {task.name}{where}", disable=not state.is_main_process)
     with open(partial, "a", encoding="utf-8") as handle:

@@ -40,11 +40,16 @@ def _xyxy_to_xywh(box: Sequence[float]) -> list[float]:
 
 
 class Task:
-    """A benchmark. Subclasses set the class attributes and implement `query`, `record` and `metrics`.
+    """A benchmark. Subclasses set `name`, `families` (the model families it evaluates), `max_new_tokens` (the
+    protocol's budget) and `templates` (its phrasings), and implement `read`, `query`, `record` and `metrics`.
 
     Args:
         seed (`int`, *optional*, defaults to 0): Seeds the per-sample choice of phrasing.
         max_new_tokens (`int`, *optional*): Overrides the protocol's generation budget.
+        benchmark (`str`, *optional*): The paper benchmark the data is (`region_caption`: `"refcocog_cap"` asks
+            for detailed captions).
+        caption_metrics (`list[str]`, *optional*): Caption metrics to compute (default: all).
+        model_id (`str`, *optional*, defaults to `"groma"`): The model's name in LLaVA answer files.
     """
 
     name: str
@@ -52,10 +57,19 @@ class Task:
     max_new_tokens: int = 0
     templates: tuple[str, ...] = ()
 
-    def __init__(self, seed: int = 0, max_new_tokens: int | None = None, **options):
+    def __init__(
+        self,
+        seed: int = 0,
+        max_new_tokens: int | None = None,
+        benchmark: str | None = None,
+        caption_metrics: Sequence[str] | None = None,
+        model_id: str = "groma",
+    ):
         self.seed = seed
         self.max_new_tokens_override = max_new_tokens
-        self.options = options
+        self.benchmark = benchmark
+        self.caption_metrics = caption_metrics
+        self.model_id = model_id
 
     def budget(self, protocol_max_new_tokens: int | None = None) -> int:
         """The generation budget: `--max_new_tokens` when given, else the protocol's."""
@@ -65,9 +79,9 @@ class Task:
         """The samples of `annotation_file` (see [`annotations`])."""
         raise NotImplementedError
 
-    def template_index(self, sample: Sample, templates: Sequence[str] | None = None) -> int:
+    def template_index(self, sample: Sample) -> int:
         """The phrasing of `sample`: a draw from a generator seeded by the run's seed and the sample's id."""
-        return random.Random(f"{self.seed}:{sample.id}").randrange(len(templates or self.templates))
+        return random.Random(f"{self.seed}:{sample.id}").randrange(len(self.templates))
 
     def query(self, sample: Sample, family: str) -> tuple[Query, dict[str, Any]]:
         """The query of `sample` for a model of `family`, and the fields it adds to the sample's record."""
@@ -152,7 +166,7 @@ class _CaptionMixin:
     def caption_scores(self, samples, records) -> dict[str, Any]:
         references = {sample.id: sample.target["references"] for sample in samples}
         predictions = {record["id"]: record["caption"] for record in records}
-        scores, skipped = caption_metrics(references, predictions, self.options.get("caption_metrics"))
+        scores, skipped = caption_metrics(references, predictions, self.caption_metrics)
         return {**scores, "num_samples": len(samples), **({"skipped_metrics": skipped} if skipped else {})}
 
 
@@ -163,9 +177,9 @@ class RegionCaptionTask(_CaptionMixin, Task):
     name = "region_caption"
     max_new_tokens = 100
 
-    def __init__(self, seed: int = 0, max_new_tokens: int | None = None, **options):
-        super().__init__(seed, max_new_tokens, **options)
-        self.detailed = options.get("benchmark") == "refcocog_cap"
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.detailed = self.benchmark == "refcocog_cap"
         self.templates = DETAILED_REGION_CAPTION_TEMPLATES if self.detailed else REGION_CAPTION_TEMPLATES
 
     def read(self, annotation_file, image_dir):
@@ -257,8 +271,7 @@ class ConversationTask(Task):
         return Query(sample.image, text, max_new_tokens=self.budget()), {}
 
     def record(self, sample, answer):
-        model_id = self.options.get("model_id", "groma")
-        question_id = sample.target["question_id"]
+        model_id, question_id = self.model_id, sample.target["question_id"]
         return {
             "question_id": question_id,
             "prompt": sample.target["text"],
