@@ -9,12 +9,12 @@ import sys
 
 import pytest
 import torch
+from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from transformers_groma.evaluation.cli import demo_model_folder, main
-from transformers_groma.evaluation.metrics import pairwise_iou
+from transformers_groma.evaluation.metrics import java_available, pairwise_iou
 from transformers_groma.processing import REC_TEMPLATES, normalized_cxcywh_to_pixel_xyxy, rec_prompt
-from transformers_groma.synthetic import demo_model_path  # noqa: F401  (the `--tiny` model comes from here)
 
 from .test_runner import image_dir
 
@@ -48,8 +48,6 @@ def test_every_task_runs_end_to_end(tmp_path, benchmarks, task, capsys):
     assert json.loads(capsys.readouterr().out.split("\nWrote")[0]) == metrics
     assert (tmp_path / "summary.md").is_file()
     if task in ("region_caption", "grounded_caption"):
-        from transformers_groma.evaluation.metrics import java_available
-
         assert ("METEOR" in metrics) == java_available()
 
 
@@ -68,8 +66,6 @@ def measured_rec(model_dir, benchmarks, seed=0):
     first_region = model.config.region_index_token_id
     boxes, ious = [], []
     for image_entry, annotation in zip(data["images"], data["annotations"]):
-        from PIL import Image
-
         image = Image.open(benchmarks["image_dir"] / image_entry["file_name"]).convert("RGB")
         template = random.Random(f"{seed}:{image_entry['id']}").randrange(len(REC_TEMPLATES))
         query = {"type": "text", "text": rec_prompt(image_entry["caption"], template)}
