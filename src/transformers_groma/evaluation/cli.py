@@ -95,7 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image_dir", required=True, help="Folder the annotation file's image names are relative to.")
     parser.add_argument("--output_dir", required=True, help="Predictions, metrics.json and summary.md go here.")
     parser.add_argument("--batch_size", type=positive_int, default=8, help="Queries per generate call (default 8).")
-    parser.add_argument("--max_samples", type=positive_int, help="Evaluate only the first N samples.")
+    parser.add_argument(
+        "--max_samples",
+        type=positive_int,
+        help="Evaluate only the first N samples (lvis_ground: an image whose categories are cut off counts the "
+        "ones not asked as missed).",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seeds each sample's choice of phrasing (default 0).")
     parser.add_argument("--max_new_tokens", type=positive_int, help="Override the protocol's generation budget.")
     parser.add_argument(
