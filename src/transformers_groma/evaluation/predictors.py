@@ -143,8 +143,10 @@ class GroundingGPTPredictor:
         if any(query.boxes for query in queries):
             raise ValueError("GroundingGPT reads boxes written in the text; a query cannot pass `boxes`.")
         images = [load_image(query.image) for query in queries]
-        job = {"image": "", "video": None, "audio": None}
-        prompts = [groundinggpt_chat_prompt(self.processor, job, query.text) for query in queries]
+        prompts = [
+            groundinggpt_chat_prompt(self.processor, {"image": query.image, "video": None, "audio": None}, query.text)
+            for query in queries
+        ]
         inputs = self.processor(text=prompts, images=images, return_tensors="pt")
         image_sizes = inputs["image_sizes"].tolist()
         inputs = inputs.to(self.model.device)
