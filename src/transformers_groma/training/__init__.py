@@ -8,6 +8,7 @@ The building blocks are importable for custom loops: data adapters and mixtures,
 collators, the source-grouped sampler, the Trainer subclasses and the model setup of each stage.
 """
 
+from ..evaluation.detection import class_agnostic_coco, coco_box_metrics, proposals_to_detections
 from .arguments import (
     DataArguments,
     DetectionDataArguments,
@@ -28,7 +29,6 @@ from .detection_data import (
     build_detection_eval_dataset,
     build_detection_mixture,
 )
-from .evaluation import class_agnostic_coco, coco_box_metrics, proposals_to_detections
 from .mixture import MixtureDataset, build_conversation_mixture
 from .model_setup import (
     apply_lora,

@@ -8,6 +8,7 @@ groma-train-detection --init_from_tiny --data_config mixture.yaml --output_dir r
 
 from transformers import set_seed
 
+from ..evaluation.detection import class_agnostic_coco
 from ..processing import GromaImageProcessor
 from .arguments import (
     DetectionDataArguments,
@@ -19,7 +20,6 @@ from .augmentation import DetectionAugmentation
 from .collator import DetectionDataCollator
 from .data_config import load_data_config
 from .detection_data import BoxFilter, build_detection_eval_dataset, build_detection_mixture
-from .evaluation import class_agnostic_coco
 from .model_setup import build_detection_model, freeze_for_detection, log_trainable_parameters
 from .trainer import GromaDetectionTrainer, end_distributed_run, setup_logging, train_and_save
 

@@ -16,8 +16,8 @@ from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
+from ..evaluation.detection import coco_box_metrics, proposals_to_detections
 from .arguments import GromaTrainingArguments
-from .evaluation import coco_box_metrics, proposals_to_detections
 from .mixture import MixtureDataset
 from .sampler import SourceGroupedSampler
 
@@ -88,7 +88,7 @@ class GromaDetectionTrainer(GromaTrainer):
     """[`GromaTrainer`] whose evaluation reports class-agnostic COCO box AP/AR (and the detection loss).
 
     Args:
-        coco_gt: Class-agnostic ground truth of the evaluation set (`evaluation.class_agnostic_coco`).
+        coco_gt: Class-agnostic ground truth of the evaluation set (`transformers_groma.evaluation.class_agnostic_coco`).
         max_detections: Proposals kept per image, by fused objectness score.
         *args, **kwargs: Passed to [`~transformers.Trainer`].
     """

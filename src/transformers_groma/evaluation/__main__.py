@@ -1,0 +1,6 @@
+"""`python -m transformers_groma.evaluation` = `groma-eval`."""
+
+from .cli import main
+
+
+main()
