@@ -4,7 +4,8 @@ REC-style queries (one image, the `<region>` list, a referring question) over N 
 
 - `original-style`: what the original code does: a float32 model, one image at a time (batch 1), TF32 off;
 - `batch B` (B in `--batch-sizes`): our batched `generate` over the same images, the LLM in `--dtype` (the vision
-  path in float32, as `from_pretrained(..., dtype=...)` loads it).
+  path in float32, as `from_pretrained(..., dtype=...)` loads it);
+- `batch B + bf16 vision` (B = `--fast-vision-batch`): the same with `vision_autocast_dtype="bfloat16"`.
 
 Every variant generates exactly `--new-tokens` tokens per image (`min_new_tokens`), greedily. Reported per
 variant: images/s and its ratio to the original-style loop (round by round), time to first token of one batch
@@ -61,6 +62,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument(
+        "--fast-vision-batch",
+        type=int,
+        default=None,
+        help="also run this batch size with `vision_autocast_dtype='bfloat16'` (default: 16 on CUDA, none on CPU)",
+    )
+    parser.add_argument(
         "--dtype", choices=sorted(DTYPES), default=None, help="default: bfloat16 on CUDA, else float32"
     )
     args = parser.parse_args(argv)
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     ]
     num_images = args.num_images or max(batch_sizes)
     loop_images = min(args.original_images, num_images)
+    if args.fast_vision_batch is None and device.type == "cuda":
+        args.fast_vision_batch = 16
     torch.backends.cuda.matmul.allow_tf32 = False  # the original's setting; the fp32 vision path stays exact
     torch.backends.cudnn.allow_tf32 = False
 
@@ -95,6 +104,13 @@ def main(argv: list[str] | None = None) -> None:
         variants[name] = lambda b=b, count=count: batched_generate(ours, ids, mask, pixels, b, new, count)
         variants[f"{name} first"] = lambda b=b: batched_generate(ours, ids, mask, pixels, b, 1, b)
         images[name], batch_of[name] = count, b
+    if args.fast_vision_batch:
+        b, name = args.fast_vision_batch, f"batch {args.fast_vision_batch} + bf16 vision"
+        fast = copy.deepcopy(ours)
+        fast.config.vision_autocast_dtype = "bfloat16"
+        variants[name] = lambda: batched_generate(fast, ids, mask, pixels, b, new)
+        variants[f"{name} first"] = lambda: batched_generate(fast, ids, mask, pixels, b, 1, b)
+        images[name], batch_of[name] = num_images, b
 
     peaks = {}
     times, complete = interleaved(

@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
             break
         names = list(COMMANDS)[index % len(COMMANDS) :] + list(COMMANDS)[: index % len(COMMANDS)]
         for name in names:
+            if index and deadline.remaining() <= 0:
+                break
             times[name].append(run(COMMANDS[name]))
         print(f"import time: round {index + 1}/{args.repeats} done", flush=True)
     table = ResultTable(

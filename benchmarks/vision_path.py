@@ -8,7 +8,8 @@ placeholder expansion and embedding). Variants (all rounds interleaved):
 
 - `eager fp32`: the parity default (TF32 off);
 - `eager tf32` (CUDA): TF32 matrix products and convolutions;
-- `eager bf16`: `torch.autocast(bfloat16)` around the path (selection and RoIAlign read float32 boxes);
+- `eager bf16`: the model's `vision_autocast_dtype="bfloat16"` (bf16 autocast; boxes, selection and RoIAlign
+  coordinates stay float32);
 - `compiled ...`: the same with `torch.compile` applied to the vision tower, bridge, proposer and region encoder.
 
 Also reported: how far each variant's selected boxes are from `eager fp32`'s (max |difference|, normalized units).
@@ -66,15 +67,17 @@ class StageClock:
 
 
 @contextlib.contextmanager
-def precision(mode: str, device: torch.device):
-    """fp32 (TF32 off), tf32 (TF32 on) or bf16 (autocast)."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+def precision(model, mode: str):
+    """fp32 (TF32 off), tf32 (TF32 on) or bf16 (the model's `vision_autocast_dtype="bfloat16"`)."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, model.config.vision_autocast_dtype
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    model.config.vision_autocast_dtype = "bfloat16" if mode == "bf16" else None
     try:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode == "bf16"):
-            yield
+        yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, model.config.vision_autocast_dtype = (
+            saved
+        )
 
 
 @contextlib.contextmanager
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
 
         @torch.no_grad()
         def run():
-            with swapped(model, replacements), precision(mode, device):
+            with swapped(model, replacements), precision(model, mode):
                 run_stages(model, pixels, ids, mask, device, records[name], boxes[name])
 
         return run

@@ -7,6 +7,7 @@ user's boxes) -> (c) region encoder -> region tokens; the prompt's `<image>` / `
 and the features injected into the LLM's input embeddings; generated `<rK>` tokens point at the K-th selected box.
 """
 
+import contextlib
 import os
 
 import torch
@@ -105,6 +106,12 @@ class GromaPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
                 tensor.data = tensor.data.to(dtype)
         return self
 
+    def vision_autocast(self, device_type: str) -> contextlib.AbstractContextManager:
+        """`torch.autocast` with `config.vision_autocast_dtype` for the vision path; a no-op without it."""
+        if self.config.vision_autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type, dtype=getattr(torch, self.config.vision_autocast_dtype))
+
     def _build_vision_tower(self) -> nn.Module:
         vision_tower = AutoModel.from_config(self.config.vision_config)
         if self.config.legacy_position_interpolation:
@@ -123,9 +130,12 @@ class GromaPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
         patch = self.config.vision_config.patch_size
         check_pixel_tensor(pixel_values, "pixel_values", "(batch, 3, height, width)", patch_size=patch)
         grid = (pixel_values.shape[2] // patch, pixel_values.shape[3] // patch)
-        outputs = self.vision_tower(
-            pixel_values.to(self.vision_tower.dtype), output_hidden_states=True, output_attentions=output_attentions
-        )
+        with self.vision_autocast(pixel_values.device.type):
+            outputs = self.vision_tower(
+                pixel_values.to(self.vision_tower.dtype),
+                output_hidden_states=True,
+                output_attentions=output_attentions,
+            )
         return outputs, grid
 
     def get_feature_map(
@@ -139,7 +149,9 @@ class GromaPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
         self, vision_states: tuple[torch.Tensor, ...], grid: tuple[int, int]
     ) -> GromaRegionProposerOutput:
         """Proposer boxes (normalized cxcywh) and fused scores for every image."""
-        return self.region_proposer(self.get_feature_map(vision_states, self.config.proposer_feature_layers, grid))
+        feature_map = self.get_feature_map(vision_states, self.config.proposer_feature_layers, grid)
+        with self.vision_autocast(feature_map.device.type):
+            return self.region_proposer(feature_map)
 
 
 class GromaForRegionProposal(GromaPreTrainedModel):
@@ -384,7 +396,8 @@ class GromaModel(GromaPreTrainedModel):
     def project_image_features(self, vision_states: tuple[torch.Tensor, ...], grid: tuple[int, int]) -> torch.Tensor:
         """Image tokens (B, h*w/4, D): the chosen DINOv2 layer, 2x2-merged, through the bridge MLP."""
         feature_map = self.get_feature_map(vision_states, [self.config.image_feature_layer], grid)
-        return self.multi_modal_projector(merge_patches_2x2(feature_map))
+        with self.vision_autocast(feature_map.device.type):
+            return self.multi_modal_projector(merge_patches_2x2(feature_map))
 
     def select_regions(
         self, proposals: GromaRegionProposerOutput, refer_boxes: list[torch.Tensor], ground_boxes: list[torch.Tensor]
@@ -415,7 +428,8 @@ class GromaModel(GromaPreTrainedModel):
         feature_maps = [
             self.get_feature_map(vision_states, [layer], grid) for layer in self.config.region_feature_layers
         ]
-        return self.region_encoder(feature_maps, region_boxes, image_size)
+        with self.vision_autocast(feature_maps[0].device.type):
+            return self.region_encoder(feature_maps, region_boxes, image_size)
 
     def expand_batch(
         self,

@@ -155,7 +155,9 @@ class GromaRegionEncoder(nn.Module):
             for conv, level_map in zip(self.level_convs, maps)
         )
         region_features = self.flatten_proj(nn.functional.relu(pooled).flatten(1))
-        region_features = region_features + self.box_embedding(boxes.to(region_features.dtype))
+        with torch.autocast(boxes.device.type, enabled=False):  # box coordinates stay in the weights' dtype
+            box_features = self.box_embedding(boxes.to(self.box_embedding[0].weight.dtype))
+        region_features = region_features + box_features.to(region_features.dtype)
         return list(self.output_proj(region_features).split([len(b) for b in region_boxes]))
 
     def _roi_boxes(self, boxes: torch.Tensor, image_size: tuple[int, int]) -> torch.Tensor:

@@ -54,6 +54,13 @@ def proposal_sine_embedding(
     return torch.stack((positions[..., 0::2].sin(), positions[..., 1::2].cos()), dim=4).flatten(2)
 
 
+def box_logits(head: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
+    """A box MLP outside autocast, in the dtype of its weights: box coordinates stay float32 when the vision path
+    runs under bf16/fp16 autocast (`GromaConfig.vision_autocast_dtype`)."""
+    with torch.autocast(hidden_states.device.type, enabled=False):
+        return head(hidden_states.to(head.layers[0].weight.dtype))
+
+
 class GromaRegionProposerPreTrainedModel(PreTrainedModel):
     """Weight initialization and loading settings of [`GromaRegionProposer`] (Deformable-DETR conventions)."""
 
@@ -215,7 +222,8 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
         anchor_logits = torch.log(anchors / (1 - anchors)).masked_fill(~valid, float("inf"))
         object_query = self.enc_output_norm(self.enc_output(memory.masked_fill(~valid, 0.0)))
         enc_class = self.encoder_class_head(object_query)
-        enc_box_logits = self.bbox_heads[-1](object_query) + anchor_logits.to(object_query.dtype)
+        box_deltas = box_logits(self.bbox_heads[-1], object_query)
+        enc_box_logits = box_deltas + anchor_logits.to(box_deltas.dtype)
         topk = torch.topk(enc_class[..., 0], self.config.num_queries, dim=1).indices
         topk_box_logits = torch.gather(enc_box_logits, 1, topk[..., None].expand(-1, -1, 4)).detach()
         return enc_class, enc_box_logits, topk_box_logits.sigmoid()
@@ -260,7 +268,7 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
                 level_start_index=spatial_shapes.new_zeros(1),
                 encoder_hidden_states=memory,
             )
-            delta = bbox_head(hidden_states)
+            delta = box_logits(bbox_head, hidden_states)
             all_boxes.append((delta + inverse_sigmoid(previous)).sigmoid())
             refined = (delta + inverse_sigmoid(sampling_reference)).sigmoid()
             all_hidden.append(hidden_states)
