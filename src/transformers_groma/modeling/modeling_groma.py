@@ -18,6 +18,7 @@ from transformers.cache_utils import Cache
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.modeling_utils import slice_logits_to_keep
+from transformers.utils import logging
 from transformers.utils.generic import can_return_tuple
 
 from ..configuration_groma import GromaConfig
@@ -47,6 +48,8 @@ from .validation import (
 )
 from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge_patches_2x2, tokens_to_feature_map
 
+
+logger = logging.get_logger(__name__)
 
 # The modules from pixels to boxes and region features; `config.keep_vision_path_fp32` keeps them in float32.
 VISION_PATH_MODULES = ("vision_tower", "region_proposer", "region_encoder")
@@ -263,6 +266,12 @@ class GromaModel(GromaPreTrainedModel):
             )
             input_ids, inputs_embeds, attention_mask = None, multimodal.inputs_embeds, multimodal.attention_mask
             if padding_free:
+                if "flash" not in (self.language_model.config._attn_implementation or ""):
+                    logger.warning_once(
+                        "`padding_free=True` without FlashAttention packs the batch into one row under a "
+                        "block-diagonal mask, which is usually slower than padding (see benchmarks/"
+                        "train_throughput.py); it pays off with attn_implementation='flash_attention_2'."
+                    )
                 position_ids, (inputs_embeds, packed_ids), packed_labels = pack_sequences(
                     attention_mask, inputs_embeds, multimodal.input_ids, labels=multimodal.labels
                 )
@@ -347,7 +356,7 @@ class GromaModel(GromaPreTrainedModel):
         mask = pad_sequences([torch.ones_like(s) for s in expanded_ids], 0, padding_side)
         padded_labels = pad_sequences(expanded_labels, -100, padding_side) if labels is not None else None
         # 5. Embeddings: token embeddings with image, region and referred-region features injected
-        has_refer_feat = [(ids_ == self.config.refer_feat_token_id).any() for ids_ in expanded_ids]
+        has_refer_feat = (ids == self.config.refer_feat_token_id).any(1).tolist()  # one read for the batch
         refer_features = [f[i] for f, i, used in zip(region_features, refer_indices, has_refer_feat) if used]
         text_embeds = None
         if inputs_embeds is not None:
@@ -443,20 +452,16 @@ class GromaModel(GromaPreTrainedModel):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
         """Expand every sample's real tokens (see [`expand_placeholders`]); returns unpadded ids and labels."""
         real = attention_mask.bool() if attention_mask is not None else input_ids != self.config.pad_token_id
-        expanded = [
-            expand_placeholders(
-                input_ids[i][real[i]],
-                labels[i][real[i]] if labels is not None else None,
-                config=self.config,
-                num_image_tokens=num_image_tokens,
-                num_regions=len(region_boxes[i]),
-                refer_indices=refer_indices[i],
-                ground_indices=ground_indices[i],
-                sample_index=i,
-            )
-            for i in range(len(input_ids))
-        ]
-        return [ids for ids, _ in expanded], [lab for _, lab in expanded]
+        return expand_placeholders(
+            input_ids,
+            real,
+            labels,
+            config=self.config,
+            num_image_tokens=num_image_tokens,
+            num_regions=[len(boxes) for boxes in region_boxes],
+            refer_indices=refer_indices,
+            ground_indices=ground_indices,
+        )
 
     def expand_caller_embeddings(
         self,
@@ -493,19 +498,21 @@ class GromaModel(GromaPreTrainedModel):
         """Embed the expanded ids (or take `text_embeds`, (B, L, D)) and scatter the features into the `<image>`,
         `<region>` and `<refer_feat>` slots."""
         inputs_embeds = self.get_input_embeddings()(input_ids) if text_embeds is None else text_embeds
-        for token_id, features in (
+        placements = (
             (self.config.image_token_id, image_features.flatten(0, 1)),
             (self.config.region_token_id, torch.cat(region_features)),
             (self.config.refer_feat_token_id, torch.cat(refer_features) if refer_features else None),
-        ):
-            slots = input_ids == token_id
+        )
+        slots = [input_ids == token_id for token_id, _ in placements]
+        num_slots = torch.stack([s.sum() for s in slots]).tolist()  # one read for the three checks
+        for (token_id, features), token_slots, count in zip(placements, slots, num_slots):
             num_features = 0 if features is None else len(features)
-            if slots.sum() != num_features:
+            if count != num_features:
                 raise ValueError(
-                    f"{int(slots.sum())} token(s) with id {token_id} but {num_features} feature vectors to place there."
+                    f"{count} token(s) with id {token_id} but {num_features} feature vectors to place there."
                 )
             if num_features:
-                inputs_embeds = inputs_embeds.masked_scatter(slots[..., None], features.to(inputs_embeds.dtype))
+                inputs_embeds = inputs_embeds.masked_scatter(token_slots[..., None], features.to(inputs_embeds.dtype))
         return inputs_embeds
 
     def _check_text_only(self, input_ids, cache, refer_boxes, ground_boxes, region_boxes):

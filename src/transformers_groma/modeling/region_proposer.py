@@ -154,11 +154,11 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
             )
         source = self.input_norm(self.input_proj(feature_map))  # (B, d, h, w)
         memory, spatial_shapes = self.encode(source)  # (B, h*w, d)
-        enc_class, enc_box_logits, init_reference = self.select_queries(memory, spatial_shapes)
+        enc_class, enc_box_logits, init_reference = self.select_queries(memory, (height, width))
         query_position = self.query_position(init_reference)
         content = self.query_content(query_position, init_reference)
         hidden_states, boxes, reference_points = self.decode(
-            content, query_position, memory, init_reference, spatial_shapes
+            content, query_position, memory, init_reference, spatial_shapes, [(height, width)]
         )
         logits_coco = torch.stack([head(h) for head, h in zip(self.coco_class_heads, hidden_states)], 1)[..., 0]
         logits_sa1b = torch.stack([head(h) for head, h in zip(self.sa1b_class_heads, hidden_states)], 1)[..., 0]
@@ -203,14 +203,15 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
         return hidden_states, spatial_shapes
 
     def select_queries(
-        self, memory: torch.Tensor, spatial_shapes: torch.Tensor
+        self, memory: torch.Tensor, grid: tuple[int, int]
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Two-stage selection: score every memory token as a box around its pixel, keep the top `num_queries`.
+        `grid` is the feature map's (height, width).
 
         Returns the encoder class logits (B, h*w, 1), the encoder box logits (B, h*w, 4) and the initial reference
         boxes (B, Q, 4, normalized cxcywh, detached).
         """
-        height, width = spatial_shapes[0].tolist()
+        height, width = grid
         grid_y, grid_x = torch.meshgrid(
             torch.arange(height, dtype=torch.float32, device=memory.device),
             torch.arange(width, dtype=torch.float32, device=memory.device),
@@ -246,16 +247,17 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
         memory: torch.Tensor,
         init_reference: torch.Tensor,
         spatial_shapes: torch.Tensor,
+        spatial_shapes_list: list[tuple[int, int]],
     ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Decoder layers with box refinement.
 
         Layer `l` predicts `sigmoid(bbox_heads[l](h_l) + logit(ref_l))` with `ref_0` the initial references and
         `ref_l` the previous layer's refined references. With `legacy_frozen_reference_points` every layer still
         samples around the initial references (the original never feeds the refined boxes forward).
+        `spatial_shapes_list` holds `spatial_shapes` as host ints (no device read).
         Returns the per-layer hidden states, boxes (B, L, Q, 4) and refined references (B, L, Q, 4).
         """
         position = query_position[..., : self.config.d_model]
-        spatial_shapes_list = [tuple(shape) for shape in spatial_shapes.tolist()]
         sampling_reference = previous = init_reference
         hidden_states, all_hidden, all_boxes, all_references = content, [], [], []
         for layer, bbox_head in zip(self.decoder_layers, self.bbox_heads):

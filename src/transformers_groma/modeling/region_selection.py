@@ -51,10 +51,15 @@ def select_regions(
                 ]
             )
         )
+    device = proposal_boxes.device
+    sizes = [len(s) for s in scores]  # host-side shapes: no device synchronisation
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
     # NMS on stable ranks instead of raw scores, so equal scores keep candidate order on every device.
-    ranks = [s.argsort(descending=True, stable=True).argsort() for s in scores]
-    image_index = torch.cat([torch.full_like(r, i) for i, r in enumerate(ranks)])
-    flat_boxes, flat_scores, flat_ranks = torch.cat(candidates), torch.cat(scores), torch.cat(ranks)
+    flat_ranks = torch.cat([s.argsort(descending=True, stable=True).argsort() for s in scores])
+    image_index = torch.arange(len(sizes), device=device).repeat_interleave(
+        torch.tensor(sizes, device=device), output_size=sum(sizes)
+    )
+    flat_boxes, flat_scores = torch.cat(candidates), torch.cat(scores)
     passing = (flat_scores > score_threshold).nonzero()[:, 0]
     keep = passing[
         batched_nms(
@@ -63,13 +68,12 @@ def select_regions(
             image_index[passing],
             nms_threshold,
         )
-    ]
-    offsets = torch.tensor([0] + [len(s) for s in scores], device=flat_boxes.device).cumsum(0)
+    ]  # sorted by score (= rank), all images mixed
+    keep = keep[image_index[keep].sort(stable=True).indices]  # grouped by image, score order kept within each
+    counts = torch.bincount(image_index[keep], minlength=len(sizes)).tolist()  # one synchronisation per batch
     region_boxes, region_scores = [], []
-    for i, (boxes, box_scores) in enumerate(zip(candidates, scores)):
-        kept = keep[image_index[keep] == i][:max_regions] - offsets[i]  # batched_nms sorts by score (= rank)
-        if len(kept) == 0:
-            kept = box_scores.argmax()[None]
+    for boxes, box_scores, kept, offset in zip(candidates, scores, keep.split(counts), offsets):
+        kept = kept[:max_regions] - offset if len(kept) else box_scores.argmax()[None]
         if shuffle:
             kept = kept[torch.randperm(len(kept), generator=generator).to(kept.device)]
         region_boxes.append(boxes[kept])

@@ -8,94 +8,98 @@ from ..tokens import IGNORE_INDEX
 
 def expand_placeholders(
     input_ids: torch.Tensor,
+    real: torch.Tensor,
     labels: torch.Tensor | None,
     *,
     config: GromaConfig,
     num_image_tokens: int,
-    num_regions: int,
-    refer_indices: torch.Tensor,
-    ground_indices: torch.Tensor,
-    sample_index: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Expand one sample (padding already removed).
+    num_regions: list[int],
+    refer_indices: list[torch.Tensor],
+    ground_indices: list[torch.Tensor],
+) -> tuple[list[torch.Tensor], list[torch.Tensor] | list[None]]:
+    """Expand a batch of prompts, all rows at once (one host read of the placeholder counts for the batch).
 
-    `<image>` becomes `num_image_tokens` `<image>` slots; `<region>` becomes `<r0><region><r1><region>...` for the
-    `num_regions` regions; the j-th `<refer_box>` becomes `<r{refer_indices[j]}>` and the j-th `<ground_box>`
-    becomes `<r{ground_indices[j]}>`, also in `labels` where that position is supervised. Labels get -100 on the
-    image and region slots.
+    In every row, the real tokens are kept (padding dropped), `<image>` becomes `num_image_tokens` `<image>` slots,
+    `<region>` becomes `<r0><region><r1><region>...` for that row's regions, and the j-th `<refer_box>` /
+    `<ground_box>` becomes `<r{refer_indices[i][j]}>` / `<r{ground_indices[i][j]}>`, also in `labels` where that
+    position is supervised. Labels get -100 on the image and region slots.
 
     Args:
-        input_ids: (T,) token ids of one sample.
-        labels: (T,) labels aligned with `input_ids`, or None.
-        refer_indices / ground_indices: (n,) region index matched to each user / ground-truth box, in box order.
-        sample_index: position in the batch, for error messages.
+        input_ids: (B, T) token ids; real: (B, T) bool, the tokens that are not padding.
+        labels: (B, T) labels aligned with `input_ids`, or None.
+        num_regions: regions per row; refer_indices / ground_indices: per row, (n_i,) region index matched to
+            each user / ground-truth box, in box order.
 
     Returns:
-        The expanded ids (T',) and labels (T',) (None if `labels` was None).
+        Per row, the expanded ids (T_i,) and labels (T_i,) (None each if `labels` was None).
     """
-    image_positions = (input_ids == config.image_token_id).nonzero()[:, 0]
-    region_positions = (input_ids == config.region_token_id).nonzero()[:, 0]
-    if len(image_positions) != 1 or len(region_positions) != 1:
-        raise ValueError(
-            f"Sample {sample_index}: the prompt must contain exactly one <image> (id {config.image_token_id}) and one "
-            f"<region> (id {config.region_token_id}) placeholder, found {len(image_positions)} and "
-            f"{len(region_positions)}. Build prompts with GromaProcessor / its chat template."
-        )
-    image_pos, region_pos = image_positions.item(), region_positions.item()
-    if image_pos > region_pos:
-        raise ValueError(f"Sample {sample_index}: <image> must come before <region> in the prompt.")
+    device = input_ids.device
+    token_ids = {
+        "image": config.image_token_id,
+        "region": config.region_token_id,
+        "refer_feat": config.refer_feat_token_id,
+        "refer_box": config.refer_box_token_id,
+        "ground_box": config.ground_box_token_id,
+    }
+    masks = {name: (input_ids == token_id) & real for name, token_id in token_ids.items()}
+    counts = torch.stack([mask.sum(1) for mask in masks.values()], 1)
+    positions = torch.stack([masks["image"].long().argmax(1), masks["region"].long().argmax(1), real.sum(1)], 1)
+    rows = torch.cat([counts, positions], 1).tolist()  # the one host read of the expansion
+    for i, (images, regions, refer_feats, refer_boxes, ground_boxes, image_pos, region_pos, _) in enumerate(rows):
+        if images != 1 or regions != 1:
+            raise ValueError(
+                f"Sample {i}: the prompt must contain exactly one <image> (id {config.image_token_id}) and one "
+                f"<region> (id {config.region_token_id}) placeholder, found {images} and {regions}. Build prompts "
+                "with GromaProcessor / its chat template."
+            )
+        if image_pos > region_pos:
+            raise ValueError(f"Sample {i}: <image> must come before <region> in the prompt.")
+        if refer_feats not in (0, len(refer_indices[i])):
+            raise ValueError(
+                f"Sample {i}: {refer_feats} <refer_feat> token(s) for {len(refer_indices[i])} box(es) in "
+                "`refer_boxes`; write one <refer_feat> per referred box (or none)."
+            )
+        for found, indices, token_id, name in (
+            (refer_boxes, refer_indices[i], config.refer_box_token_id, "refer_boxes"),
+            (ground_boxes, ground_indices[i], config.ground_box_token_id, "ground_boxes"),
+        ):
+            if found != len(indices):
+                raise ValueError(
+                    f"Sample {i}: {found} placeholder token(s) with id {token_id} but {len(indices)} box(es) in "
+                    f"`{name}`; give exactly one box per placeholder."
+                )
 
-    num_refer_feats = int((input_ids == config.refer_feat_token_id).sum())
-    if num_refer_feats not in (0, len(refer_indices)):
-        raise ValueError(
-            f"Sample {sample_index}: {num_refer_feats} <refer_feat> token(s) for {len(refer_indices)} box(es) in "
-            "`refer_boxes`; write one <refer_feat> per referred box (or none)."
-        )
+    # <refer_box> / <ground_box> -> <rK> of their matched region (the j-th placeholder takes the j-th index).
     input_ids = input_ids.clone()
     labels = labels.clone() if labels is not None else None
-    for token_id, indices, name in (
-        (config.refer_box_token_id, refer_indices, "refer_boxes"),
-        (config.ground_box_token_id, ground_indices, "ground_boxes"),
-    ):
-        positions = (input_ids == token_id).nonzero()[:, 0]
-        if len(positions) != len(indices):
-            raise ValueError(
-                f"Sample {sample_index}: {len(positions)} placeholder token(s) with id {token_id} but {len(indices)} "
-                f"box(es) in `{name}`; give exactly one box per placeholder."
-            )
-        input_ids[positions] = config.region_index_token_id + indices
+    for name, indices in (("refer_box", refer_indices), ("ground_box", ground_indices)):
+        if not any(len(index) for index in indices):
+            continue
+        table = pad_sequences([index.to(device) for index in indices], 0, "right")  # (B, n_max)
+        slot = (masks[name].long().cumsum(1) - 1).clamp(min=0, max=table.shape[1] - 1)
+        pointed = config.region_index_token_id + table.gather(1, slot)
+        input_ids = torch.where(masks[name], pointed, input_ids)
         if labels is not None:
-            supervised = positions[labels[positions] != IGNORE_INDEX]
-            labels[supervised] = input_ids[supervised]
+            labels = torch.where(masks[name] & (labels != IGNORE_INDEX), pointed, labels)
 
-    region_ids = torch.stack(
-        [
-            config.region_index_token_id + torch.arange(num_regions, device=input_ids.device),
-            torch.full((num_regions,), config.region_token_id, device=input_ids.device),
-        ],
-        dim=1,
-    ).flatten()  # <r0> <region> <r1> <region> ...
-    image_ids = input_ids.new_full((num_image_tokens,), config.image_token_id)
-    expanded_ids = _splice(input_ids, image_pos, region_pos, image_ids, region_ids)
+    # Every token repeated as often as it expands: 0 (padding), num_image_tokens, 2 * regions, or 1.
+    repeats = real.long()
+    repeats = repeats.masked_fill(masks["image"], num_image_tokens)
+    repeats = torch.where(masks["region"], 2 * torch.tensor(num_regions, device=device)[:, None], repeats)
+    lengths = [row[-1] - 2 + num_image_tokens + 2 * n for row, n in zip(rows, num_regions)]
+    total = sum(lengths)
+    flat_repeats = repeats.flatten()
+    expanded = input_ids.flatten().repeat_interleave(flat_repeats, output_size=total)
+    run_start = (flat_repeats.cumsum(0) - flat_repeats).repeat_interleave(flat_repeats, output_size=total)
+    offset = torch.arange(total, device=device) - run_start  # position inside each token's run
+    in_region_run = expanded == config.region_token_id
+    expanded = torch.where(in_region_run & (offset % 2 == 0), config.region_index_token_id + offset // 2, expanded)
+    expanded_ids = list(expanded.split(lengths))
     if labels is None:
-        return expanded_ids, None
-    ignore = labels.new_full((len(image_ids) + len(region_ids),), IGNORE_INDEX)
-    return expanded_ids, _splice(labels, image_pos, region_pos, ignore[: len(image_ids)], ignore[len(image_ids) :])
-
-
-def _splice(
-    sequence: torch.Tensor, image_pos: int, region_pos: int, image_part: torch.Tensor, region_part: torch.Tensor
-) -> torch.Tensor:
-    """Replace the tokens at `image_pos` and `region_pos` (image first) by `image_part` and `region_part`."""
-    return torch.cat(
-        (
-            sequence[:image_pos],
-            image_part,
-            sequence[image_pos + 1 : region_pos],
-            region_part,
-            sequence[region_pos + 1 :],
-        )
-    )
+        return expanded_ids, [None] * len(expanded_ids)
+    expanded_labels = labels.flatten().repeat_interleave(flat_repeats, output_size=total)
+    expanded_labels = expanded_labels.masked_fill(in_region_run | (expanded == config.image_token_id), IGNORE_INDEX)
+    return expanded_ids, list(expanded_labels.split(lengths))
 
 
 def pad_sequences(sequences: list[torch.Tensor], padding_value: int, padding_side: str) -> torch.Tensor:
