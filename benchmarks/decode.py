@@ -60,8 +60,6 @@ def main(argv: list[str] | None = None) -> None:
     config = groma_config(args.size)
     print(f"building the {args.size} model on {device} ...", flush=True)
     model = build_model(config, device, dtype)
-    # Declares the decode step compilable, so generate's automatic compilation applies to the static cache.
-    model._can_compile_fullgraph = True
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(3, 32000 if args.size != "tiny" else 1000, (1, prompt_tokens), generator=generator)
     ids = ids.to(device)

@@ -1,7 +1,7 @@
 """The vision path (everything before the LLM) per stage: eager vs `torch.compile`, float32 vs TF32 vs bf16 autocast.
 
 One batch of `--batch-size` images goes through the model's own stage methods in order: DINOv2 (`encode_image`),
-2x2 merge + bridge (`get_image_features`), region proposer (`get_region_proposals`; its deformable encoder is timed
+2x2 merge + bridge (`project_image_features`), region proposer (`get_region_proposals`; its deformable encoder is timed
 by a separate call of `region_proposer.encode`, the decoder is the rest), region selection (`select_regions`) and
 the region encoder (`get_region_features`); `end-to-end` is one `prepare_multimodal_inputs` call (the stages plus
 placeholder expansion and embedding). Variants (all rounds interleaved):
@@ -101,7 +101,7 @@ def run_stages(model, pixels, ids, mask, device, record: list, boxes_out: list) 
     clock.mark("start")
     states, grid = model.encode_image(pixels)
     clock.mark("dinov2")
-    model.get_image_features(states, grid)
+    model.project_image_features(states, grid)
     clock.mark("merge+bridge")
     proposer = model.region_proposer
     if not isinstance(proposer, torch._dynamo.eval_frame.OptimizedModule):
