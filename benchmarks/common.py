@@ -266,16 +266,27 @@ class ResultTable:
     """A Markdown table written to `<output_dir>/<name>.md` with the device, versions, date and command; each
     `write` rewrites the file, so a run cut short still leaves what it measured."""
 
-    def __init__(self, name: str, title: str, args: argparse.Namespace, device: torch.device, notes: list[str]):
+    def __init__(
+        self,
+        name: str,
+        title: str,
+        args: argparse.Namespace,
+        device: torch.device,
+        notes: list[str],
+        model: str | None = "",
+    ):
+        """`model` describes the model in the header; "" (default) describes `args.size`, None leaves it out."""
         self.path = output_dir(args, device) / f"{name}.md"
         self.title = title
         self.notes = notes
         self.columns: list[str] = []
         self.rows: list[list[str]] = []
+        if model == "":
+            kind = "released Groma-7B shapes" if args.size == "full" else "reduced"
+            model = f"size `{args.size}` ({kind}, random weights)"
         self.header = [
             f"- device: {device_label(device)}",
-            f"- model size: `{args.size}` ({'released Groma-7B shapes' if args.size == 'full' else 'reduced'}, "
-            "random weights)",
+            *([f"- model: {model}"] if model else []),
             f"- torch {torch.__version__}, transformers {transformers.__version__}, Python {platform.python_version()}",
             f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}",
             f"- command: `{' '.join(['python', *[os.path.relpath(sys.argv[0], REPO_ROOT)], *sys.argv[1:]])}`",

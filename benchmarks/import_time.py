@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
             "seconds: median (min-max) over the rounds; 'x import torch' is taken round by round",
             "groma --help / argument error: the console script's `main` run through `python -c`",
         ],
+        model=None,
     )
     for name in COMMANDS:
         table.add_row(

@@ -54,11 +54,12 @@ def proposal_sine_embedding(
     return torch.stack((positions[..., 0::2].sin(), positions[..., 1::2].cos()), dim=4).flatten(2)
 
 
-def box_logits(head: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
-    """A box MLP outside autocast, in the dtype of its weights: box coordinates stay float32 when the vision path
-    runs under bf16/fp16 autocast (`GromaConfig.vision_autocast_dtype`)."""
+def head_outside_autocast(head: nn.Module, hidden_states: torch.Tensor) -> torch.Tensor:
+    """A box or score head run outside autocast, in the dtype of its weights: boxes and objectness scores (and so
+    the top-k, NMS and region order) stay float32 when the vision path runs under bf16/fp16 autocast
+    (`GromaConfig.vision_autocast_dtype`)."""
     with torch.autocast(hidden_states.device.type, enabled=False):
-        return head(hidden_states.to(head.layers[0].weight.dtype))
+        return head(hidden_states.to(next(head.parameters()).dtype))
 
 
 class GromaRegionProposerPreTrainedModel(PreTrainedModel):
@@ -160,8 +161,12 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
         hidden_states, boxes, reference_points = self.decode(
             content, query_position, memory, init_reference, spatial_shapes, [(height, width)]
         )
-        logits_coco = torch.stack([head(h) for head, h in zip(self.coco_class_heads, hidden_states)], 1)[..., 0]
-        logits_sa1b = torch.stack([head(h) for head, h in zip(self.sa1b_class_heads, hidden_states)], 1)[..., 0]
+        logits_coco = torch.stack(
+            [head_outside_autocast(head, h) for head, h in zip(self.coco_class_heads, hidden_states)], 1
+        )[..., 0]
+        logits_sa1b = torch.stack(
+            [head_outside_autocast(head, h) for head, h in zip(self.sa1b_class_heads, hidden_states)], 1
+        )[..., 0]
         scores = logits_coco[:, -1].sigmoid() ** self.config.coco_score_exponent
         scores = scores * logits_sa1b[:, -1].sigmoid() ** self.config.sa1b_score_exponent
         return GromaRegionProposerOutput(
@@ -222,8 +227,8 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
         valid = ((anchors > 0.01) & (anchors < 0.99)).all(-1, keepdim=True)
         anchor_logits = torch.log(anchors / (1 - anchors)).masked_fill(~valid, float("inf"))
         object_query = self.enc_output_norm(self.enc_output(memory.masked_fill(~valid, 0.0)))
-        enc_class = self.encoder_class_head(object_query)
-        box_deltas = box_logits(self.bbox_heads[-1], object_query)
+        enc_class = head_outside_autocast(self.encoder_class_head, object_query)
+        box_deltas = head_outside_autocast(self.bbox_heads[-1], object_query)
         enc_box_logits = box_deltas + anchor_logits.to(box_deltas.dtype)
         topk = torch.topk(enc_class[..., 0], self.config.num_queries, dim=1).indices
         topk_box_logits = torch.gather(enc_box_logits, 1, topk[..., None].expand(-1, -1, 4)).detach()
@@ -270,7 +275,7 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
                 level_start_index=spatial_shapes.new_zeros(1),
                 encoder_hidden_states=memory,
             )
-            delta = box_logits(bbox_head, hidden_states)
+            delta = head_outside_autocast(bbox_head, hidden_states)
             all_boxes.append((delta + inverse_sigmoid(previous)).sigmoid())
             refined = (delta + inverse_sigmoid(sampling_reference)).sigmoid()
             all_hidden.append(hidden_states)
