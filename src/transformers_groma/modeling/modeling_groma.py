@@ -269,8 +269,9 @@ class GromaModel(GromaPreTrainedModel):
                 if "flash" not in (self.language_model.config._attn_implementation or ""):
                     logger.warning_once(
                         "`padding_free=True` without FlashAttention packs the batch into one row under a "
-                        "block-diagonal mask, which is usually slower than padding (see benchmarks/"
-                        "train_throughput.py); it pays off with attn_implementation='flash_attention_2'."
+                        "block-diagonal mask whose attention covers the whole packed row, which can be slower than "
+                        "padding (compare with benchmarks/train_throughput.py); FlashAttention-2 "
+                        "(attn_implementation='flash_attention_2') runs it with varlen kernels instead."
                     )
                 position_ids, (inputs_embeds, packed_ids), packed_labels = pack_sequences(
                     attention_mask, inputs_embeds, multimodal.input_ids, labels=multimodal.labels
