@@ -139,9 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         per_image = [t / images[name] for t in times[name]]
         rate = [1 / t for t in per_image]
         batches = images[name] / batch_of[name]
-        decode = [
+        decode = [  # rounds where load noise made the 1-token call the slower one give no decode rate
             batch_of[name] * (new - 1) / (total / batches - first)
             for total, first in zip(times[name], times[f"{name} first"])
+            if total / batches > first
         ]
         table.add_row(
             {
