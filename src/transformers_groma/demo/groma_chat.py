@@ -1,0 +1,171 @@
+"""The Groma side of the demo without the web page: questions from a task and its text, referred boxes, and a chat
+about one image whose earlier turns stay in the prompt."""
+
+import re
+from dataclasses import dataclass, field
+
+from PIL import Image
+from transformers import PreTrainedModel, ProcessorMixin
+
+from ..cli import generate_grounded, user_turn
+from ..processing import (
+    REGION_CAPTION_TEMPLATES,
+    draw_grounding,
+    draw_proposals,
+    grounded_caption_prompt,
+    rec_prompt,
+    region_reference,
+    validate_pixel_boxes,
+)
+
+
+ASK, LOCATE, CAPTION, DESCRIBE = "Ask", "Locate", "Grounded caption", "Describe the boxes"
+TASKS = (ASK, LOCATE, CAPTION, DESCRIBE)
+# The tasks whose question refers to the boxes drawn or typed; the others leave them out.
+TASKS_WITH_BOXES = (ASK, DESCRIBE)
+# "Locate the red square in the image." -> "the red square": the verb and ending that the Locate task adds itself.
+_LOCATE_VERB = re.compile(r"^\s*(?:please\s+)?(?:locate|find|detect|where\s+is)\s+", re.IGNORECASE)
+_LOCATE_ENDING = re.compile(r"\s*(?:in\s+(?:the|this)\s+(?:image|picture|photo))?\s*[.?!]*\s*$", re.IGNORECASE)
+_BOX_SEPARATOR = re.compile(r"[;\n]")
+_NUMBER_SEPARATOR = re.compile(r"[,\s]+")
+
+
+class DemoInputError(ValueError):
+    """A bad input the page reports to the user (no image, a box outside the image, an unreadable file...)."""
+
+
+def read_image(path: str) -> Image.Image:
+    """The RGB image in the uploaded file at `path`; a [`DemoInputError`] when it is not an image."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except OSError as error:
+        raise DemoInputError(f"The uploaded file cannot be read as an image ({error}).") from error
+
+
+def parse_typed_boxes(text: str) -> list[list[float]]:
+    """Boxes typed as `x1, y1, x2, y2` in pixels, several separated by `;` or new lines (empty text: no box)."""
+    boxes = []
+    for index, entry in enumerate(part.strip() for part in _BOX_SEPARATOR.split(text or "")):
+        if not entry:
+            continue
+        values = [value for value in _NUMBER_SEPARATOR.split(entry.strip("[]() ")) if value]
+        try:
+            box = [float(value) for value in values]
+        except ValueError:
+            box = []
+        if len(box) != 4:
+            raise DemoInputError(f"Typed box {index + 1} ({entry!r}) must be four numbers: x1, y1, x2, y2 in pixels.")
+        boxes.append(box)
+    return boxes
+
+
+def annotator_boxes(value: dict | None) -> list[list[float]]:
+    """The pixel `[x1, y1, x2, y2]` boxes drawn on the image annotator (its `boxes` entries), in drawing order."""
+    if not value:
+        return []
+    return [[box["xmin"], box["ymin"], box["xmax"], box["ymax"]] for box in value.get("boxes") or []]
+
+
+def locate_expression(text: str) -> str:
+    """What to locate in `text`: "Locate the red square in the image." and "the red square" both give
+    "the red square"."""
+    expression = _LOCATE_ENDING.sub("", _LOCATE_VERB.sub("", text or ""))
+    if not expression:
+        raise DemoInputError("Type what to locate, e.g. 'the red square'.")
+    return expression
+
+
+def build_query(task: str, text: str, num_boxes: int) -> str:
+    """The Groma query of `task` (one of `TASKS`) for the user's `text` and `num_boxes` referred boxes.
+
+    Ask sends `text` as written (the boxes follow it); Locate asks the trained referring-expression question about
+    `text`; Grounded caption ignores `text`; Describe the boxes asks for a short description of the boxes.
+    """
+    if task == LOCATE:
+        return rec_prompt(locate_expression(text))
+    if task == CAPTION:
+        return grounded_caption_prompt()
+    if task == DESCRIBE:
+        if num_boxes == 0:
+            raise DemoInputError("Draw a box on the image (or type its coordinates) to describe it.")
+        return REGION_CAPTION_TEMPLATES[0].format(region_reference(num_boxes))
+    if task == ASK:
+        if not (text or "").strip():
+            raise DemoInputError("Type a question, or pick another task.")
+        return text.strip()
+    raise DemoInputError(f"Unknown task {task!r}; pick one of {', '.join(TASKS)}.")
+
+
+@dataclass
+class GenerationSettings:
+    """How answers are generated: at most `max_new_tokens` tokens, greedy or (with `do_sample`) sampled with
+    `temperature` and `top_p`."""
+
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    temperature: float = 0.7
+    top_p: float = 0.9
+
+    def generate_kwargs(self) -> dict:
+        """Keyword arguments of `generate` (the sampling ones only when sampling)."""
+        kwargs = {"max_new_tokens": int(self.max_new_tokens), "do_sample": bool(self.do_sample)}
+        if self.do_sample:
+            kwargs.update(temperature=float(self.temperature), top_p=float(self.top_p))
+        return kwargs
+
+
+@dataclass
+class GromaChat:
+    """A conversation about one image: the chat messages so far (assistant turns keep their grounding markup, so
+    later questions can build on them), every referred box in order, and the last result."""
+
+    image: Image.Image | None = None
+    messages: list[dict] = field(default_factory=list)
+    boxes: list[list[float]] = field(default_factory=list)
+    last_result: dict | None = None
+
+    def ask(
+        self,
+        model: PreTrainedModel,
+        processor: ProcessorMixin,
+        query: str,
+        boxes: list[list[float]],
+        settings: GenerationSettings,
+    ) -> dict:
+        """Asks `query` about the image, referring to `boxes` (pixel `[x1, y1, x2, y2]`), after the earlier turns.
+
+        Returns:
+            The result of [`~transformers_groma.cli.generate_grounded`] (`text`, `entities` with pixel boxes,
+            `regions`...) with the `query` and the referred `boxes`; it becomes `last_result`.
+
+        Raises:
+            DemoInputError: without an image, or for a box that is empty or not inside the image.
+        """
+        if self.image is None:
+            raise DemoInputError("Upload an image or pick an example scene first.")
+        try:
+            validate_pixel_boxes(boxes, self.image.size[::-1], argument_name="boxes")
+        except ValueError as error:
+            raise DemoInputError(str(error)) from error
+        messages = [*self.messages, user_turn(query, len(boxes))]
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        all_boxes = [*self.boxes, *boxes]
+        (result,) = generate_grounded(
+            model, processor, [self.image], [prompt], [all_boxes] if all_boxes else None, **settings.generate_kwargs()
+        )
+        markup = processor.post_process_image_text_to_text([result["_generated_ids"]], skip_special_tokens=False)[0]
+        markup = markup.split(processor.tokenizer.eos_token)[0].strip()
+        self.messages = [*messages, {"role": "assistant", "content": [{"type": "text", "text": markup}]}]
+        self.boxes = all_boxes
+        self.last_result = {"query": query, "boxes": boxes, **result}
+        return self.last_result
+
+    def picture(self, show_regions: bool) -> Image.Image | None:
+        """The image with the last answer's grounded boxes, or with every region the model selected (labelled `rK`,
+        as in the answer's `<rK>` tokens) when `show_regions`; the bare image before any answer."""
+        if self.last_result is None:
+            return self.image
+        if show_regions:
+            return draw_proposals(self.image, self.last_result["_regions"], top_k=None)
+        return draw_grounding(self.image, self.last_result["entities"])
