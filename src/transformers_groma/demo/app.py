@@ -20,11 +20,13 @@ from .groma_chat import (
     GromaChat,
     annotator_boxes,
     build_query,
+    locate_expression,
+    named_entities,
     parse_typed_boxes,
     read_image,
 )
 from .groundinggpt_chat import ask_groundinggpt
-from .rendering import format_box, groma_answer_html, groundinggpt_answer_html
+from .rendering import entity_line, format_box, groma_answer_html, groundinggpt_answer_html
 
 
 ModelPair = tuple[PreTrainedModel, ProcessorMixin]
@@ -92,7 +94,11 @@ def groma_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
             answer = gr.HTML(elem_id="groma-answer")
             chatbot = gr.Chatbot(label="Conversation", elem_id="groma-chat", height=260)
             result = gr.Code(
-                label="Result (JSON)", language="json", interactive=False, show_line_numbers=False, elem_id="groma-json"
+                label="Result (JSON)",
+                language="json",
+                interactive=False,
+                show_line_numbers=False,
+                elem_id="groma-json",
             )
 
     def new_image(image) -> tuple:
@@ -120,16 +126,19 @@ def groma_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
         try:
             boxes = [*annotator_boxes(drawn), *parse_typed_boxes(typed)] if task_name in TASKS_WITH_BOXES else []
             query = build_query(task_name, text, len(boxes))
+            referent = locate_expression(text) if task_name == LOCATE else None
             settings = GenerationSettings(tokens, sample, temp, nucleus)
-            answer_result = state.ask(model, processor, query, boxes, settings)
+            answer_result = state.ask(model, processor, query, boxes, settings, referent)
         except DemoInputError as error:
             return state, error_message(error), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        entities = named_entities(answer_result)
+        reply = answer_result["text"] or "; ".join(entity_line(entity) for entity in entities)
         history = [
             *history,
             {"role": "user", "content": readable_query(query, boxes)},
-            {"role": "assistant", "content": answer_result["text"]},
+            {"role": "assistant", "content": reply or "(no answer)"},
         ]
-        html = groma_answer_html(answer_result)
+        html = groma_answer_html(entities, answer_result["text"])
         return state, "", state.picture(regions), html, history, result_json(answer_result)
 
     ask_inputs = [chat, annotator, task, question, typed_boxes, max_new_tokens, do_sample, temperature, top_p]

@@ -24,7 +24,7 @@ TASKS = (ASK, LOCATE, CAPTION, DESCRIBE)
 # The tasks whose question refers to the boxes drawn or typed; the others leave them out.
 TASKS_WITH_BOXES = (ASK, DESCRIBE)
 # "Locate the red square in the image." -> "the red square": the verb and ending that the Locate task adds itself.
-_LOCATE_VERB = re.compile(r"^\s*(?:please\s+)?(?:locate|find|detect|where\s+is)\s+", re.IGNORECASE)
+_LOCATE_VERB = re.compile(r"^\s*(?:please\s+)?(?:locate|find|detect|where\s+is)(?:\s+|$)", re.IGNORECASE)
 _LOCATE_ENDING = re.compile(r"\s*(?:in\s+(?:the|this)\s+(?:image|picture|photo))?\s*[.?!]*\s*$", re.IGNORECASE)
 _BOX_SEPARATOR = re.compile(r"[;\n]")
 _NUMBER_SEPARATOR = re.compile(r"[,\s]+")
@@ -97,6 +97,13 @@ def build_query(task: str, text: str, num_boxes: int) -> str:
     raise DemoInputError(f"Unknown task {task!r}; pick one of {', '.join(TASKS)}.")
 
 
+def named_entities(result: dict) -> list[dict]:
+    """The `entities` of a result, those without a phrase (the boxes of a located `referent`) named by the result's
+    `referent` when it has one."""
+    referent = result.get("referent")
+    return [{**entity, "phrase": entity["phrase"] or referent} for entity in result["entities"]]
+
+
 @dataclass
 class GenerationSettings:
     """How answers are generated: at most `max_new_tokens` tokens, greedy or (with `do_sample`) sampled with
@@ -132,12 +139,17 @@ class GromaChat:
         query: str,
         boxes: list[list[float]],
         settings: GenerationSettings,
+        referent: str | None = None,
     ) -> dict:
         """Asks `query` about the image, referring to `boxes` (pixel `[x1, y1, x2, y2]`), after the earlier turns.
 
+        Args:
+            referent: What the query asks to locate (e.g. "the red square"), which names the answer's boxes that
+                follow no phrase in the pictures and legends.
+
         Returns:
             The result of [`~transformers_groma.cli.generate_grounded`] (`text`, `entities` with pixel boxes,
-            `regions`...) with the `query` and the referred `boxes`; it becomes `last_result`.
+            `regions`...) with the `query`, the referred `boxes` and the `referent`; it becomes `last_result`.
 
         Raises:
             DemoInputError: without an image, or for a box that is empty or not inside the image.
@@ -158,7 +170,7 @@ class GromaChat:
         markup = markup.split(processor.tokenizer.eos_token)[0].strip()
         self.messages = [*messages, {"role": "assistant", "content": [{"type": "text", "text": markup}]}]
         self.boxes = all_boxes
-        self.last_result = {"query": query, "boxes": boxes, **result}
+        self.last_result = {"query": query, "boxes": boxes, "referent": referent, **result}
         return self.last_result
 
     def picture(self, show_regions: bool) -> Image.Image | None:
@@ -168,4 +180,4 @@ class GromaChat:
             return self.image
         if show_regions:
             return draw_proposals(self.image, self.last_result["_regions"], top_k=None)
-        return draw_grounding(self.image, self.last_result["entities"])
+        return draw_grounding(self.image, named_entities(self.last_result))

@@ -16,7 +16,9 @@ DEFAULT_PORT = 7860
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     """Adds the `demo` command and its options to the `groma` sub-commands."""
-    parser = commands.add_parser("demo", help="Start the demo web page (Gradio; pip install 'transformers-groma[demo]').")
+    parser = commands.add_parser(
+        "demo", help="Start the demo web page (Gradio; pip install 'transformers-groma[demo]')."
+    )
     parser.add_argument(
         "--model",
         action="append",
@@ -24,7 +26,9 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
         help="Folder of a converted Groma or GroundingGPT model (give one of each to fill both tabs).",
     )
     parser.add_argument(
-        "--tiny", action="store_true", help="Use the small Groma trained on synthetic shapes that ships with the package."
+        "--tiny",
+        action="store_true",
+        help="Use the small Groma trained on synthetic shapes that ships with the package.",
     )
     parser.add_argument(
         "--tiny-groundinggpt", action="store_true", help="Use a tiny random GroundingGPT built in memory."

@@ -18,7 +18,9 @@ def format_box(box: Sequence[float]) -> str:
     return "[" + ", ".join(f"{value:.0f}" for value in box) + "]"
 
 
-def highlighted_html(text: str, marks: Sequence[tuple[tuple[int, int], int]], legend: Sequence[tuple[int, str]]) -> str:
+def highlighted_html(
+    text: str, marks: Sequence[tuple[tuple[int, int], int]], legend: Sequence[tuple[int, str]]
+) -> str:
     """The answer `text` with each `((start, end), color_index)` character span marked in its colour, then one legend
     line `(color_index, label)` per grounded item. Spans must not overlap; all text is HTML-escaped."""
     pieces, position = [], 0
@@ -39,24 +41,29 @@ def highlighted_html(text: str, marks: Sequence[tuple[tuple[int, int], int]], le
     return f'<div class="answer"><p class="answer-text">{"".join(pieces)}</p>{legend_html}</div>'
 
 
-def groma_answer_html(result: dict) -> str:
-    """A Groma result (`text` and `entities` of `post_process_grounding`) as highlighted HTML: entity `i` is marked
-    and listed in the colour of its boxes in `draw_grounding`; an entity without a phrase is listed by its region
-    tokens."""
-    marks = [(entity["span"], index) for index, entity in enumerate(result["entities"]) if entity["span"] is not None]
-    legend = []
-    for index, entity in enumerate(result["entities"]):
-        name = entity["phrase"] or " ".join(f"<r{region}>" for region in entity["region_indices"]) or "(answer)"
-        legend.append((index, f"{name}: {', '.join(format_box(box) for box in entity['boxes'])}"))
-    return highlighted_html(result["text"], marks, legend)
+def entity_line(entity: dict) -> str:
+    """`"phrase: [x1, y1, x2, y2], ..."` of a Groma entity; one without a phrase is named by its region tokens."""
+    name = entity["phrase"] or " ".join(f"<r{region}>" for region in entity["region_indices"]) or "(answer)"
+    return f"{name}: {', '.join(format_box(box) for box in entity['boxes'])}"
+
+
+def groma_answer_html(entities: Sequence[dict], text: str) -> str:
+    """A Groma answer (`text` and `entities` of `post_process_grounding`) as highlighted HTML: entity `i` is marked
+    and listed (see [`entity_line`]) in the colour of its boxes in `draw_grounding`."""
+    marks = [(entity["span"], index) for index, entity in enumerate(entities) if entity["span"] is not None]
+    return highlighted_html(text, marks, [(index, entity_line(entity)) for index, entity in enumerate(entities)])
 
 
 def groundinggpt_answer_html(result: dict) -> str:
     """A GroundingGPT result (`text`, `boxes` and `time_spans` of `post_process_grounding`) as highlighted HTML: each
-    box in the colour of its group in `draw_grounded_boxes`, each time span in grey with its seconds."""
+    box in the colour of its group in `draw_grounded_boxes`, each time span in the last of `BOX_COLORS` with its
+    seconds."""
     marks = [(box["span"], box["group"]) for box in result["boxes"]]
     legend = [
-        (box["group"], f"[{box['group']}] {format_box(box['box']) if box['box'] is not None else box['normalized_box']}")
+        (
+            box["group"],
+            f"[{box['group']}] {format_box(box['box']) if box['box'] is not None else box['normalized_box']}",
+        )
         for box in result["boxes"]
     ]
     text = result["text"]
