@@ -89,7 +89,7 @@ def groma_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
                 clear = gr.Button("New conversation", elem_id="groma-clear")
         with gr.Column():
             status = gr.Markdown(elem_id="groma-status")
-            picture = gr.Image(label="Answer", type="pil", interactive=False, elem_id="groma-picture")
+            picture = gr.Image(label="Answer", type="pil", format="png", interactive=False, elem_id="groma-picture")
             show_regions = gr.Checkbox(False, label="Show all regions the model selected", elem_id="groma-regions")
             answer = gr.HTML(elem_id="groma-answer")
             chatbot = gr.Chatbot(label="Conversation", elem_id="groma-chat", height=260)
@@ -124,6 +124,7 @@ def groma_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
 
     def on_ask(state, drawn, task_name, text, typed, tokens, sample, temp, nucleus, regions, history):
         try:
+            state.check_image()
             boxes = [*annotator_boxes(drawn), *parse_typed_boxes(typed)] if task_name in TASKS_WITH_BOXES else []
             query = build_query(task_name, text, len(boxes))
             referent = locate_expression(text) if task_name == LOCATE else None
@@ -162,8 +163,12 @@ def groundinggpt_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
             ask = gr.Button("Ask", variant="primary", elem_id="ggpt-ask")
         with gr.Column():
             status = gr.Markdown(elem_id="ggpt-status")
-            picture = gr.Image(label="Image with the answer's boxes", interactive=False, elem_id="ggpt-picture")
-            timeline = gr.Image(label="Video timeline of the answer", interactive=False, elem_id="ggpt-timeline")
+            picture = gr.Image(
+                label="Image with the answer's boxes", format="png", interactive=False, elem_id="ggpt-picture"
+            )
+            timeline = gr.Image(
+                label="Video timeline of the answer", format="png", interactive=False, elem_id="ggpt-timeline"
+            )
             answer = gr.HTML(elem_id="ggpt-answer")
             result = gr.Code(
                 label="Result (JSON)", language="json", interactive=False, show_line_numbers=False, elem_id="ggpt-json"

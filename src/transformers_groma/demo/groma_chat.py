@@ -132,6 +132,11 @@ class GromaChat:
     boxes: list[list[float]] = field(default_factory=list)
     last_result: dict | None = None
 
+    def check_image(self) -> None:
+        """Raises a [`DemoInputError`] asking for an image when the chat has none."""
+        if self.image is None:
+            raise DemoInputError("Upload an image or pick an example scene first.")
+
     def ask(
         self,
         model: PreTrainedModel,
@@ -154,8 +159,7 @@ class GromaChat:
         Raises:
             DemoInputError: without an image, or for a box that is empty or not inside the image.
         """
-        if self.image is None:
-            raise DemoInputError("Upload an image or pick an example scene first.")
+        self.check_image()
         try:
             validate_pixel_boxes(boxes, self.image.size[::-1], argument_name="boxes")
         except ValueError as error:
