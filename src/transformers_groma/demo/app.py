@@ -31,7 +31,8 @@ from .rendering import entity_line, format_box, groma_answer_html, groundinggpt_
 
 ModelPair = tuple[PreTrainedModel, ProcessorMixin]
 EXAMPLE_SEED = 25  # four shapes on a plain background
-_NUMBER_LIST = re.compile(r"\[\s*((?:-?[\d.eE+-]+,?\s*)+)\]")
+# A list of numbers as `json.dumps(..., indent=2)` writes it: one number a line (newlines only occur between tokens).
+_NUMBER_LIST = re.compile(r"\[\n\s*((?:-?[\d.eE+-]+,\n\s*)*-?[\d.eE+-]+)\n\s*\]")
 
 
 def error_message(error: Exception) -> str:
