@@ -19,6 +19,7 @@ from transformers_groma.demo.groma_chat import (
     GromaChat,
     annotator_boxes,
     build_query,
+    display_entities,
     locate_expression,
     parse_typed_boxes,
 )
@@ -106,6 +107,12 @@ def test_chat_keeps_the_image_turns_and_boxes(groma):
     # the first turn's box is still a region of the image in the second turn
     assert second["boxes"] == [] and np.allclose(second["regions"][-1], [10, 10, 50, 50], atol=1e-3)
     assert chat.picture(show_regions=True).size == (100, 80)
+    # the answer picture shows the referred box of the first turn in the colour after the answer's entities
+    assert display_entities(first)[len(first["entities"]) :] == [
+        {"phrase": "box 1", "boxes": [[10, 10, 50, 50]], "region_indices": [], "span": None}
+    ]
+    chat.last_result = first
+    assert chat.picture(show_regions=False).getpixel((11, 30)) == BOX_COLORS[len(first["entities"])]
 
 
 def test_answer_html_marks_phrases_in_the_colours_of_their_boxes():

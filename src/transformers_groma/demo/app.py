@@ -20,8 +20,8 @@ from .groma_chat import (
     GromaChat,
     annotator_boxes,
     build_query,
+    display_entities,
     locate_expression,
-    named_entities,
     parse_typed_boxes,
     read_image,
 )
@@ -110,7 +110,7 @@ def groma_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
         try:
             return new_image(read_image(path))
         except DemoInputError as error:
-            return gr.skip(), gr.skip(), error_message(error), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), error_message(error), *[gr.skip()] * 4
 
     def on_example(scene_seed: float | None):
         return new_image(generate_scene(int(scene_seed or 0)).image)
@@ -132,19 +132,22 @@ def groma_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
             settings = GenerationSettings(tokens, sample, temp, nucleus)
             answer_result = state.ask(model, processor, query, boxes, settings, referent)
         except DemoInputError as error:
-            return state, error_message(error), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        entities = named_entities(answer_result)
-        reply = answer_result["text"] or "; ".join(entity_line(entity) for entity in entities)
+            return state, error_message(error), *[gr.skip()] * 6
+        entities = display_entities(answer_result)
+        answer_entities = entities[: len(answer_result["entities"])]
+        reply = answer_result["text"] or "; ".join(entity_line(entity) for entity in answer_entities)
         history = [
             *history,
             {"role": "user", "content": readable_query(query, boxes)},
             {"role": "assistant", "content": reply or "(no answer)"},
         ]
         html = groma_answer_html(entities, answer_result["text"])
-        return state, "", state.picture(regions), html, history, result_json(answer_result)
+        # The boxes belong to this question: clear them (the chat keeps them for the next turns).
+        cleared = ({"image": state.image, "boxes": []}, "") if boxes else (gr.skip(), gr.skip())
+        return state, "", state.picture(regions), html, history, result_json(answer_result), *cleared
 
     ask_inputs = [chat, annotator, task, question, typed_boxes, max_new_tokens, do_sample, temperature, top_p]
-    ask_outputs = [chat, status, picture, answer, chatbot, result]
+    ask_outputs = [chat, status, picture, answer, chatbot, result, annotator, typed_boxes]
     ask.click(on_ask, inputs=[*ask_inputs, show_regions, chatbot], outputs=ask_outputs)
     question.submit(on_ask, inputs=[*ask_inputs, show_regions, chatbot], outputs=ask_outputs)
     show_regions.change(lambda state, regions: state.picture(regions), inputs=[chat, show_regions], outputs=picture)

@@ -97,11 +97,16 @@ def build_query(task: str, text: str, num_boxes: int) -> str:
     raise DemoInputError(f"Unknown task {task!r}; pick one of {', '.join(TASKS)}.")
 
 
-def named_entities(result: dict) -> list[dict]:
-    """The `entities` of a result, those without a phrase (the boxes of a located `referent`) named by the result's
-    `referent` when it has one."""
+def display_entities(result: dict) -> list[dict]:
+    """What the picture and the legend of a result show, entity `i` in colour `i`: the answer's `entities` (those
+    without a phrase, the boxes of a located `referent`, named by it), then each referred box as `"box K"`."""
     referent = result.get("referent")
-    return [{**entity, "phrase": entity["phrase"] or referent} for entity in result["entities"]]
+    entities = [{**entity, "phrase": entity["phrase"] or referent} for entity in result["entities"]]
+    referred = [
+        {"phrase": f"box {index}", "boxes": [box], "region_indices": [], "span": None}
+        for index, box in enumerate(result["boxes"], 1)
+    ]
+    return entities + referred
 
 
 @dataclass
@@ -178,10 +183,10 @@ class GromaChat:
         return self.last_result
 
     def picture(self, show_regions: bool) -> Image.Image | None:
-        """The image with the last answer's grounded boxes, or with every region the model selected (labelled `rK`,
-        as in the answer's `<rK>` tokens) when `show_regions`; the bare image before any answer."""
+        """The image with the last result's [`display_entities`], or with every region the model selected (labelled
+        `rK`, as in the answer's `<rK>` tokens) when `show_regions`; the bare image before any answer."""
         if self.last_result is None:
             return self.image
         if show_regions:
             return draw_proposals(self.image, self.last_result["_regions"], top_k=None)
-        return draw_grounding(self.image, named_entities(self.last_result))
+        return draw_grounding(self.image, display_entities(self.last_result))
