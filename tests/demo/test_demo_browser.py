@@ -34,7 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-STARTUP_TIMEOUT_S = 240
+STARTUP_TIMEOUT_S = 300
 ANSWER_TIMEOUT_MS = 120_000
 TEXT_OF = "(selector) => (document.querySelector(selector)?.innerText ?? '').trim()"
 
