@@ -96,16 +96,24 @@ def test_bad_inputs_are_reported_before_the_model_runs(groma):
     assert chat.messages == [] and chat.last_result is None
 
 
-def test_chat_keeps_the_image_turns_and_boxes(groma):
+def test_chat_keeps_the_image_turns_boxes_and_regions():
+    # a zero score threshold keeps the proposals too, so that the regions are more than the referred boxes
+    model, processor = tiny_groma_model(box_score_threshold=0.0), tiny_groma_processor()
     chat = GromaChat(image=Image.new("RGB", (100, 80), (200, 30, 30)))
-    first = chat.ask(*groma, build_query(DESCRIBE, "", 1), [[10, 10, 50, 50]], QUICK)
-    second = chat.ask(*groma, "And next to it?", [], QUICK)
+    first = chat.ask(model, processor, build_query(DESCRIBE, "", 1), [[10, 10, 50, 50]], QUICK)
+    second = chat.ask(model, processor, "And next to it?", [[60, 20, 90, 70]], QUICK)
     assert [message["role"] for message in chat.messages] == ["user", "assistant", "user", "assistant"]
     assert chat.messages[1]["content"][0]["text"] == first["text"]  # the tiny model writes no markup
     assert chat.messages[2]["content"][1]["text"] == "And next to it?"
-    assert chat.boxes == [[10, 10, 50, 50]]
-    # the first turn's box is still a region of the image in the second turn
-    assert second["boxes"] == [] and np.allclose(second["regions"][-1], [10, 10, 50, 50], atol=1e-3)
+    assert chat.boxes == [[10, 10, 50, 50], [60, 20, 90, 70]] and second["boxes"] == [[60, 20, 90, 70]]
+    # the first turn's regions keep their indices (the box it referred to first); the new box comes last
+    assert len(first["regions"]) == model.config.max_region_num
+    assert np.allclose(first["regions"][0], [10, 10, 50, 50], atol=1e-3)
+    assert np.allclose(second["regions"][:-1], first["regions"][:-1], atol=1e-3)
+    assert np.allclose(second["regions"][-1], [60, 20, 90, 70], atol=1e-3)
+    too_many = [[0, 0, 5, 5]] * model.config.max_region_num
+    with pytest.raises(DemoInputError, match="Start a new conversation"):
+        chat.ask(model, processor, build_query(DESCRIBE, "", len(too_many)), too_many, QUICK)
     assert chat.picture(show_regions=True).size == (100, 80)
     # the answer picture shows the referred box of the first turn in the colour after the answer's entities
     assert display_entities(first)[len(first["entities"]) :] == [

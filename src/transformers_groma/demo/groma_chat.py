@@ -4,12 +4,14 @@ about one image whose earlier turns stay in the prompt."""
 import re
 from dataclasses import dataclass, field
 
+import torch
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
 from ..cli import generate_grounded, user_turn
 from ..processing import (
     REGION_CAPTION_TEMPLATES,
+    boxes_pixel_xyxy_to_normalized_cxcywh,
     draw_grounding,
     draw_proposals,
     grounded_caption_prompt,
@@ -130,11 +132,17 @@ class GenerationSettings:
 @dataclass
 class GromaChat:
     """A conversation about one image: the chat messages so far (assistant turns keep their grounding markup, so
-    later questions can build on them), every referred box in order, and the last result."""
+    later questions can build on them), every referred box in order, the conversation's regions and the last
+    result.
+
+    The first question lets the model select the regions (normalized cxcywh); later questions reuse them, with the
+    boxes they refer to appended, so that the `<rK>` tokens of earlier answers keep pointing at the same regions.
+    """
 
     image: Image.Image | None = None
     messages: list[dict] = field(default_factory=list)
     boxes: list[list[float]] = field(default_factory=list)
+    regions: torch.Tensor | None = None
     last_result: dict | None = None
 
     def check_image(self) -> None:
@@ -169,18 +177,38 @@ class GromaChat:
             validate_pixel_boxes(boxes, self.image.size[::-1], argument_name="boxes")
         except ValueError as error:
             raise DemoInputError(str(error)) from error
+        all_boxes = [*self.boxes, *boxes]
+        max_regions = model.config.max_region_num
+        if len(all_boxes) > max_regions:
+            raise DemoInputError(
+                f"This conversation would refer to {len(all_boxes)} boxes; the model takes at most {max_regions}. "
+                "Start a new conversation to refer to other boxes."
+            )
         messages = [*self.messages, user_turn(query, len(boxes))]
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        all_boxes = [*self.boxes, *boxes]
+        region_boxes = None if self.regions is None else [self.regions_with(boxes, max_regions)]
         (result,) = generate_grounded(
-            model, processor, [self.image], [prompt], [all_boxes] if all_boxes else None, **settings.generate_kwargs()
+            model,
+            processor,
+            [self.image],
+            [prompt],
+            [all_boxes] if all_boxes else None,
+            region_boxes=region_boxes,
+            **settings.generate_kwargs(),
         )
+        self.regions = result["_regions"]
         markup = processor.post_process_image_text_to_text([result["_generated_ids"]], skip_special_tokens=False)[0]
         markup = markup.split(processor.tokenizer.eos_token)[0].strip()
         self.messages = [*messages, {"role": "assistant", "content": [{"type": "text", "text": markup}]}]
         self.boxes = all_boxes
         self.last_result = {"query": query, "boxes": boxes, "referent": referent, **result}
         return self.last_result
+
+    def regions_with(self, boxes: list[list[float]], max_regions: int) -> torch.Tensor:
+        """The conversation's regions followed by `boxes` (pixel `[x1, y1, x2, y2]`), as normalized cxcywh. When they
+        do not all fit in `max_regions`, the last regions (the lowest-scoring proposals) make room."""
+        new = boxes_pixel_xyxy_to_normalized_cxcywh(boxes, self.image.size[::-1])
+        return torch.cat([self.regions[: max_regions - len(new)], new.to(self.regions)])
 
     def picture(self, show_regions: bool) -> Image.Image | None:
         """The image with the last result's [`display_entities`], or with every region the model selected (labelled
