@@ -6,7 +6,6 @@ groma predict --model GROUNDINGGPT_DIR --video clip.mp4 --query "When does the m
 groma predict --model GROUNDINGGPT_DIR --image dog.jpg --audio bark.wav --output out.png
 groma predict --tiny                 # a tiny random Groma built in memory: the whole pipeline, offline, in seconds
 groma predict --tiny-groundinggpt    # the same with a tiny random GroundingGPT (add --video / --audio / --image)
-groma demo --tiny                    # the demo web page with the small Groma trained on synthetic shapes
 """
 
 import argparse
