@@ -195,13 +195,54 @@ def batched(jobs: list[dict], batch_size: int, desc: str) -> Iterable[list[dict]
     return tqdm(batches, desc=desc, disable=len(jobs) <= 3)
 
 
-def chat_prompt(processor: ProcessorMixin, query: str, num_boxes: int) -> str:
-    """The original inference prompt around `query`; referred boxes go after the query unless it places them."""
+def user_turn(query: str, num_boxes: int) -> dict:
+    """A user chat message asking `query`; referred boxes go after the query unless it places them."""
     content = [{"type": "image"}, {"type": "text", "text": query}]
     if num_boxes and "<refer_box>" not in query:
         content += [{"type": "text", "text": " "}, *[{"type": "box"}] * num_boxes]
-    messages = [{"role": "user", "content": content}]
+    return {"role": "user", "content": content}
+
+
+def chat_prompt(processor: ProcessorMixin, query: str, num_boxes: int) -> str:
+    """The original inference prompt around `query` (see [`user_turn`])."""
+    messages = [user_turn(query, num_boxes)]
     return processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+def generate_grounded(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    images: list[Image.Image],
+    prompts: list[str],
+    boxes: list[list[list[float]]] | None = None,
+    **generate_kwargs,
+) -> list[dict]:
+    """Groma's grounded answers to one prompt per image.
+
+    Args:
+        images: RGB images, one per prompt.
+        prompts: Chat prompts (e.g. from [`chat_prompt`]).
+        boxes: Per image, the pixel `[x1, y1, x2, y2]` boxes filling its prompt's `<refer_box>` placeholders.
+        **generate_kwargs: Passed to `model.generate` (`max_new_tokens`, `do_sample`, ...).
+
+    Returns:
+        One dict per image: the `text` and `entities` of [`~GromaProcessor.post_process_grounding`], `regions` (the
+        selected regions as pixel `[x1, y1, x2, y2]` lists), and the private `_regions` (normalized `(num_regions, 4)`
+        cxcywh tensor) and `_generated_ids` (the new token ids, 1-D).
+    """
+    # pixel_values stay float32: the model casts them to its vision tower's dtype (float32 with a 16-bit LLM when
+    # `config.keep_vision_path_fp32`), which `model.dtype` (the LLM's) does not tell.
+    inputs = processor(images=images, text=prompts, boxes=boxes, return_tensors="pt").to(model.device)
+    output = model.generate(**inputs, return_dict_in_generate=True, **generate_kwargs)
+    new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
+    sizes = [image.size[::-1] for image in images]
+    parsed = processor.post_process_grounding(new_tokens, output.region_boxes, target_sizes=sizes)
+    results = []
+    for size, answer, regions, ids in zip(sizes, parsed, output.region_boxes, new_tokens):
+        regions = regions.float().cpu()
+        pixels = normalized_cxcywh_to_pixel_xyxy(regions, size).tolist()
+        results.append({**answer, "regions": pixels, "_regions": regions, "_generated_ids": ids.cpu()})
+    return results
 
 
 def predict(
@@ -214,28 +255,17 @@ def predict(
         queries = [job["query"] or TINY_QUERY for job in batch]
         prompts = [chat_prompt(processor, query, len(args.box or [])) for query in queries]
         boxes = [args.box] * len(batch) if args.box else None
-        # pixel_values stay float32: the model casts them to its vision tower's dtype (float32 with a 16-bit LLM when
-        # `config.keep_vision_path_fp32`), which `model.dtype` (the LLM's) does not tell.
-        inputs = processor(images=images, text=prompts, boxes=boxes, return_tensors="pt").to(model.device)
-        output = model.generate(
-            **inputs, max_new_tokens=args.max_new_tokens, do_sample=False, return_dict_in_generate=True
+        answers = generate_grounded(
+            model, processor, images, prompts, boxes, max_new_tokens=args.max_new_tokens, do_sample=False
         )
-        new_tokens = output.sequences[:, inputs["input_ids"].shape[1] :]
-        sizes = [image.size[::-1] for image in images]
-        parsed = processor.post_process_grounding(new_tokens, output.region_boxes, target_sizes=sizes)
-        for job, query, image, answer, regions in zip(batch, queries, images, parsed, output.region_boxes):
-            region_pixels = normalized_cxcywh_to_pixel_xyxy(regions.float().cpu(), image.size[::-1])
-            results.append(
-                {
-                    "image": job["image"] or "<demo image>",
-                    "query": query,
-                    **answer,
-                    "regions": region_pixels.tolist(),
-                    "_image": image,
-                    "_regions": regions.float().cpu(),
-                }
-            )
+        for job, query, image, answer in zip(batch, queries, images, answers):
+            results.append({"image": job["image"] or "<demo image>", "query": query, **answer, "_image": image})
     return results
+
+
+def public_fields(result: dict) -> dict:
+    """`result` without its private (`_`-prefixed) entries: what is printed as JSON."""
+    return {key: value for key, value in result.items() if not key.startswith("_")}
 
 
 def draw_picture(result: dict) -> Image.Image:
@@ -351,12 +381,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--device", type=parse_device, help="cpu, cuda, cuda:1, ... (default: cuda if available)."
     )
     predict_parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bfloat16 on CUDA, else float32.")
+    from .demo.launch import add_demo_parser
+
+    add_demo_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `groma` console script."""
     args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        from .demo.launch import run_demo
+
+        return run_demo(args)
     family = model_family(args)
     check_options(args, family)
     run, draw, show = family_handlers(family)
@@ -373,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from error
     # Drawn before printing (to print where each picture goes) and saved after it, so a failed save loses no answer.
     pictures = draw_pictures(results, args.output, draw) if args.output else {}
-    results = [{key: value for key, value in result.items() if not key.startswith("_")} for result in results]
+    results = [public_fields(result) for result in results]
     if args.json:
         json.dump(results, sys.stdout, indent=2)
         print()
