@@ -163,7 +163,8 @@ def assemble_stage2_model(
     config.text_config.pad_token_id = tokenizer.pad_token_id
     for field_name, token in TOKEN_ID_FIELDS.items():
         setattr(config, field_name, tokenizer.convert_tokens_to_ids(token))
-    config.legacy_roi_box_format = config.legacy_roi_spatial_scale = legacy_region_encoder  # the proposer's are its own
+    # The proposer keeps its own quirks (Q3-Q5): it comes trained from stage 1.
+    config.legacy_roi_box_format = config.legacy_roi_spatial_scale = legacy_region_encoder
     model = GromaForConditionalGeneration(config)
     model.model.vision_tower.load_state_dict(proposer.vision_tower.state_dict())
     model.model.region_proposer.load_state_dict(proposer.region_proposer.state_dict())
