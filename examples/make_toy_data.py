@@ -69,7 +69,11 @@ def main() -> None:
     (root / "coco.json").write_text(json.dumps(coco))
     (root / "train.jsonl").write_text("".join(json.dumps(line) + "\n" for line in conversations))
     source = {"annotation_file": str(root / "coco.json"), "image_dir": str(root / "images")}
-    (root / "detection.yaml").write_text(json.dumps({"sources": [{"type": "coco_detection", **source}]}))
+    # The same boxes train both objectness heads (Groma fuses their scores; an untrained head caps them).
+    detection = [
+        {"type": "coco_detection", **source, "head": head, "name": f"toy-{head}"} for head in ("coco", "sa1b")
+    ]
+    (root / "detection.yaml").write_text(json.dumps({"sources": detection}))
     vl_sources = [{"type": kind, **source} for kind in ("refcoco_rec", "coco_grounding", "refcoco_caption")]
     (root / "mixture.yaml").write_text(json.dumps({"sources": vl_sources}))
     print(f"Wrote {args.num_images} images and the annotation files to {root}")

@@ -10,8 +10,8 @@ from PIL import Image
 
 from transformers_groma import cli
 from transformers_groma.cli import demo_image, main
-from transformers_groma.modeling import GromaForConditionalGeneration
-from transformers_groma.tiny import tiny_groma_model, tiny_groma_processor
+from transformers_groma.modeling import GromaForConditionalGeneration, GromaForRegionProposal
+from transformers_groma.tiny import tiny_groma_config, tiny_groma_model, tiny_groma_processor
 
 from .fixtures import GROMA_FIXTURE, requires_groma_fixture
 
@@ -27,7 +27,7 @@ def saved_model(tmp_path_factory):
 def test_tiny_run_prints_answer_and_saves_picture(tmp_path, capsys):
     main(["predict", "--tiny", "--max_new_tokens", "4", "--output", str(tmp_path / "demo.png")])
     printed = capsys.readouterr().out
-    assert "[<demo image>] [grounding]Please briefly describe this image." in printed
+    assert f"[<demo image>] {cli.TINY_QUERY}" in printed
     picture = Image.open(tmp_path / "demo.png")
     assert picture.size == (448, 448)
     # the selected regions are drawn: the picture differs from the plain demo image
@@ -182,7 +182,7 @@ def test_answers_are_printed_when_the_picture_cannot_be_saved(tmp_path, capsys, 
     with pytest.raises(SystemExit, match=r"could not save the picture .*out.png: No space left on device"):
         main(["predict", "--tiny", "--max_new_tokens", "2", "--output", str(tmp_path / "out.png")])
     printed = capsys.readouterr().out
-    assert "[<demo image>] [grounding]Please briefly describe this image.\n  -> " in printed
+    assert f"[<demo image>] {cli.TINY_QUERY}\n  -> " in printed
     assert f"picture: {tmp_path / 'out.png'}" in printed
 
 
@@ -209,4 +209,10 @@ def test_tiny_bfloat16_keeps_the_vision_path_and_pixels_in_float32(capsys, monke
 def test_unconverted_checkpoint_points_to_the_converter(tmp_path):
     shutil.copy(GROMA_FIXTURE / "config.json", tmp_path / "config.json")
     with pytest.raises(SystemExit, match="groma-convert --input_dir"):
+        main(["predict", "--model", str(tmp_path)])
+
+
+def test_detector_folder_gets_a_message(tmp_path):
+    GromaForRegionProposal(tiny_groma_config()).save_pretrained(tmp_path)
+    with pytest.raises(SystemExit, match=r"region proposer \(the detector of training stage 1\)"):
         main(["predict", "--model", str(tmp_path)])

@@ -4,8 +4,8 @@ groma predict --model NATIVE_DIR --image dog.jpg --query "Locate <p>the dog</p> 
 groma predict --model NATIVE_DIR --image dog.jpg --query "What is this?" --box 10,20,200,240
 groma predict --model GROUNDINGGPT_DIR --video clip.mp4 --query "When does the man open the door?" --json
 groma predict --model GROUNDINGGPT_DIR --image dog.jpg --audio bark.wav --output out.png
-groma predict --tiny                 # a tiny random Groma built in memory: the whole pipeline, offline, in seconds
-groma predict --tiny-groundinggpt    # the same with a tiny random GroundingGPT (add --video / --audio / --image)
+groma predict --tiny                 # the demo model: a tiny Groma trained on a synthetic world of coloured shapes
+groma predict --tiny-groundinggpt    # a tiny random GroundingGPT built in memory (add --video / --audio / --image)
 """
 
 import argparse
@@ -17,16 +17,24 @@ from pathlib import Path
 
 import torch
 from huggingface_hub.errors import StrictDataclassError
-from PIL import Image, ImageDraw
+from PIL import Image
 from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
 
 from .conversion.checkpoint_io import DTYPES
 from .folder_checks import read_json_file
-from .processing import draw_grounding, draw_proposals, normalized_cxcywh_to_pixel_xyxy, validate_pixel_boxes
+from .processing import (
+    draw_grounding,
+    draw_proposals,
+    grounded_caption_prompt,
+    normalized_cxcywh_to_pixel_xyxy,
+    validate_pixel_boxes,
+)
+from .synthetic import demo_model_path, generate_scene
 
 
-TINY_QUERY = "[grounding]Please briefly describe this image."
+TINY_QUERY = grounded_caption_prompt(0)  # "[grounding]Give me a concise description of the image."
+DEMO_SCENE_SEED = 16  # the synthetic scene shown when no --image is given
 MEDIA_OPTIONS = ("image", "video", "audio")
 
 
@@ -55,6 +63,12 @@ def read_model_type(model_path: str) -> str:
             f"error: {model_path} is an original (unconverted) GroundingGPT checkpoint. Convert it first:\n"
             f"  groma-convert --input_dir {model_path} --output_dir {path.name}-native "
             "--vision_tower clip-vit-large-patch14-336"
+        )
+    if "GromaForRegionProposal" in (config.get("architectures") or []):
+        raise SystemExit(
+            f"error: {model_path} holds a Groma region proposer (the detector of training stage 1): it proposes boxes "
+            "but cannot answer. Load it with `GromaForRegionProposal.from_pretrained`, or pass a chat model (the "
+            "output of stage 2 or 3, or a converted Groma)."
         )
     if model_type not in ("groma", "groundinggpt"):
         raise SystemExit(f"error: {model_path} holds a {model_type!r} model, neither Groma nor GroundingGPT.")
@@ -111,25 +125,20 @@ def check_output(output: str) -> None:
 def load_model_and_processor(
     args: argparse.Namespace, device: torch.device, dtype: torch.dtype
 ) -> tuple[PreTrainedModel, ProcessorMixin]:
-    """The model (eval mode, on `device`) and processor from a converted folder, or an in-memory tiny pair.
+    """The model (eval mode, on `device`) and processor from a converted folder (the demo model for `--tiny`), or an
+    in-memory tiny GroundingGPT.
 
     With a 16-bit `dtype`, a Groma model keeps its vision path in float32 when `config.keep_vision_path_fp32` (as
     `from_pretrained` does). A folder whose processor or weights cannot be loaded exits with the reason.
     """
-    if args.tiny:
-        from .tiny import tiny_groma_model, tiny_groma_processor
-
-        # Keep every proposal above a zero score so the demo picture shows the proposer's regions.
-        model = tiny_groma_model(box_score_threshold=0.0).cast_to(dtype)
-        return model.to(device), tiny_groma_processor()
     if args.tiny_groundinggpt:
         from .tiny import tiny_groundinggpt_model, tiny_groundinggpt_processor
 
         return tiny_groundinggpt_model().to(device=device, dtype=dtype), tiny_groundinggpt_processor()
     try:
         # The processor first: it is quick to load, and a folder without its files fails before the weights load.
-        processor = AutoProcessor.from_pretrained(args.model)
-        model = AutoModelForImageTextToText.from_pretrained(args.model, dtype=dtype).to(device).eval()
+        processor = AutoProcessor.from_pretrained(model_folder(args))
+        model = AutoModelForImageTextToText.from_pretrained(model_folder(args), dtype=dtype).to(device).eval()
     except (OSError, ValueError, StrictDataclassError) as error:  # missing or damaged files, named by the checks
         raise SystemExit(
             f"error: --model {args.model} cannot be loaded: {error}\nA converted folder holds the weights, "
@@ -139,14 +148,19 @@ def load_model_and_processor(
     return model, processor
 
 
+def model_folder(args: argparse.Namespace) -> str:
+    """The folder to load: `--model`, or the demo model shipped with the package for `--tiny`."""
+    if not args.tiny:
+        return args.model
+    try:
+        return str(demo_model_path())
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}") from error
+
+
 def demo_image(size: int = 448) -> Image.Image:
-    """A synthetic picture (sky, ground, a red box and a blue disc) for runs without an --image."""
-    image = Image.new("RGB", (size, size), (135, 190, 235))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle([0, size * 0.65, size, size], fill=(90, 160, 70))
-    draw.rectangle([size * 0.15, size * 0.45, size * 0.4, size * 0.75], fill=(200, 40, 40))
-    draw.ellipse([size * 0.55, size * 0.3, size * 0.85, size * 0.6], fill=(40, 70, 200))
-    return image
+    """A `size` x `size` scene of the synthetic world (coloured shapes) for runs without an --image."""
+    return generate_scene(DEMO_SCENE_SEED, size=(size, size)).image
 
 
 def open_image(path: str | None) -> Image.Image:
@@ -352,7 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict_parser = commands.add_parser("predict", help="Answer questions about images, videos and audio.")
     source = predict_parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="Folder of a converted (native) Groma or GroundingGPT checkpoint.")
-    source.add_argument("--tiny", action="store_true", help="Use a tiny random Groma built in memory (offline demo).")
+    source.add_argument(
+        "--tiny",
+        action="store_true",
+        help="Use the demo model shipped with the package (offline): a tiny Groma trained on a synthetic world of "
+        "coloured squares, circles and triangles, not on real images.",
+    )
     source.add_argument(
         "--tiny-groundinggpt", action="store_true", help="Use a tiny random GroundingGPT built in memory."
     )

@@ -11,8 +11,9 @@ from peft import PeftModel
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from transformers_groma import GromaForConditionalGeneration, GromaForRegionProposal
+from transformers_groma.cli import main as cli_main
 from transformers_groma.processing import GromaProcessor, rec_prompt
-from transformers_groma.tiny import TINY_IMAGE_SIZE, tiny_groma_config, tiny_groma_processor
+from transformers_groma.tiny import TINY_IMAGE_SIZE, tiny_groma_config, tiny_groma_model, tiny_groma_processor
 from transformers_groma.training import (
     GromaDetectionTrainer,
     GromaDetectionTrainingArguments,
@@ -193,9 +194,23 @@ def test_resume_continues_with_the_same_data_and_step(tmp_path, coco, custom_jso
     assert history["global_step"] == 4
 
 
+def test_lora_output_is_merged_into_a_full_model_folder(tmp_path, coco, custom_jsonl, capsys):
+    output_dir = tmp_path / "lora-merged"
+    train_vl(custom_args(custom_jsonl, coco, output_dir, "--lora_r", "4", *STEPS))
+    assert not (output_dir / "adapter_config.json").exists()
+    model = GromaForConditionalGeneration.from_pretrained(output_dir)
+    assert not any("lora_" in name for name in model.state_dict())
+    assert changed(
+        state(tiny_groma_model(), "model.language_model.layers."), state(model, "model.language_model.layers.")
+    )
+    capsys.readouterr()  # the training logs
+    cli_main(["predict", "--model", str(output_dir), "--max_new_tokens", "2", "--json"])
+    assert json.loads(capsys.readouterr().out)[0]["query"]
+
+
 def test_lora_adapters_train_and_merge(tmp_path, coco, custom_jsonl):
     output_dir = tmp_path / "lora"
-    train_vl(custom_args(custom_jsonl, coco, output_dir, "--lora_r", "4", *STEPS))
+    train_vl(custom_args(custom_jsonl, coco, output_dir, "--lora_r", "4", "--merge_lora", "false", *STEPS))
     assert (output_dir / "adapter_config.json").is_file() and (output_dir / "processor_config.json").is_file()
     torch.manual_seed(0)
     base = GromaForConditionalGeneration(tiny_groma_config())

@@ -35,7 +35,7 @@ from .outputs import (
     GromaRegionProposerOutput,
 )
 from .region_encoder import GromaRegionEncoder
-from .region_proposer import GromaRegionProposer
+from .region_proposer import GromaRegionProposer, InitializeContainerModulesMixin
 from .region_selection import match_boxes_to_regions, select_regions, warn_about_unmatched_boxes
 from .sequence import expand_placeholders, pack_sequences, pad_sequences
 from .validation import (
@@ -55,7 +55,7 @@ logger = logging.get_logger(__name__)
 VISION_PATH_MODULES = ("vision_tower", "region_proposer", "region_encoder")
 
 
-class GromaPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
+class GromaPreTrainedModel(InitializeContainerModulesMixin, CheckedLoadingMixin, PreTrainedModel):
     """Shared settings of the Groma models: weight init, attention backends, vision tower construction, saving."""
 
     config: GromaConfig

@@ -62,7 +62,20 @@ def head_outside_autocast(head: nn.Module, hidden_states: torch.Tensor) -> torch
         return head(hidden_states.to(next(head.parameters()).dtype))
 
 
-class GromaRegionProposerPreTrainedModel(PreTrainedModel):
+class InitializeContainerModulesMixin:
+    """Lets `_init_weights` reach modules that hold no parameters of their own.
+
+    For models defined outside transformers, `PreTrainedModel._initialize_weights` skips every module whose direct
+    parameters all count as initialized, which is vacuously true of a container such as Deformable-DETR's attention or
+    the region encoder: their `_init_weights` branches would never run. Groma's `_init_weights` only uses
+    `transformers.initialization`, which leaves loaded weights alone, so it can be handed every module.
+    """
+
+    def _initialize_weights(self, module: nn.Module, is_custom_code: bool = False):
+        super()._initialize_weights(module, is_custom_code=False)
+
+
+class GromaRegionProposerPreTrainedModel(InitializeContainerModulesMixin, PreTrainedModel):
     """Weight initialization and loading settings of [`GromaRegionProposer`] (Deformable-DETR conventions)."""
 
     config: GromaRegionProposerConfig

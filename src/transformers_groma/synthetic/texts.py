@@ -7,12 +7,12 @@
   <ground_box></roi> and <p>a blue circle</p><roi><ground_box></roi>."`, objects from left to right.
 """
 
-from ..tokens import PHRASE_END_TOKEN, PHRASE_START_TOKEN
-from ..training.sources import ground_answer
+from ..tokens import GROUND_BOX_TOKEN, PHRASE_END_TOKEN, PHRASE_START_TOKEN, ROI_END_TOKEN, ROI_START_TOKEN
 from .scene import SyntheticObject
 
 
 CAPTION_PREFIX = "The image shows "
+GROUNDED_OBJECT = ROI_START_TOKEN + GROUND_BOX_TOKEN + ROI_END_TOKEN  # an answer's placeholder for one object's box
 
 
 def referring_expression(obj: SyntheticObject) -> str:
@@ -51,6 +51,6 @@ def grounded_caption_answer(objects: list[SyntheticObject]) -> str:
     """The grounded answer of a scene: each phrase as `<p>a red square</p><roi><ground_box></roi>`, the boxes of
     `caption_order(objects)` filling the `<ground_box>`es in order."""
     phrases = [
-        f"{PHRASE_START_TOKEN}a {obj.name}{PHRASE_END_TOKEN}{ground_answer(1)}" for obj in caption_order(objects)
+        f"{PHRASE_START_TOKEN}a {obj.name}{PHRASE_END_TOKEN}{GROUNDED_OBJECT}" for obj in caption_order(objects)
     ]
     return CAPTION_PREFIX + _join(phrases) + "."

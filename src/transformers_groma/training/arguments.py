@@ -124,13 +124,22 @@ class ModelArguments:
     legacy_region_encoder: bool = field(
         default=False,
         metadata={
-            "help": "Stage 2 from scratch only: keep the released model's RoIAlign box-format and spatial-scale quirks "
-            "(spec Q1/Q2). The default trains a new region encoder with correct boxes."
+            "help": "New models only (stage 2 from scratch, --init_from_tiny): keep the released model's RoIAlign "
+            "box-format and spatial-scale quirks (spec Q1/Q2). The default trains a new region encoder with correct "
+            "boxes (and --init_from_tiny turns the proposer's quirks Q3-Q5 off too)."
         },
     )
     lora_r: int = field(default=0, metadata={"help": "LoRA rank on the LLM projections; 0 disables LoRA."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    merge_lora: bool = field(
+        default=True,
+        metadata={
+            "help": "With LoRA, merge the adapters into the LLM when saving: the output folder is a full model for "
+            "`from_pretrained` and `groma predict --model`. `false` saves the adapter folder instead (load it with "
+            "`PeftModel.from_pretrained(base_model, output_dir)`)."
+        },
+    )
     lora_target_modules: str = field(
         default=LORA_TARGET_MODULES, metadata={"help": "Regex of the LLM modules that get LoRA adapters."}
     )
@@ -187,6 +196,14 @@ class DetectionModelArguments:
     )
     init_from_tiny: bool = field(default=False, metadata={"help": "Build a tiny random proposer in code."})
     freeze_vision_tower: bool = field(default=True, metadata={"help": "Keep DINOv2 frozen (the paper does)."})
+    legacy_quirks: bool = field(
+        default=False,
+        metadata={
+            "help": "New proposers only (--init_from_tiny, --vision_model_name_or_path): keep the released model's "
+            "quirks (spec Q1-Q5: RoIAlign boxes, frozen reference points, learned query content, position "
+            "interpolation). Off by default: a model trained from scratch needs none of them."
+        },
+    )
 
     def __post_init__(self):
         sources = [

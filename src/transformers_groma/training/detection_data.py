@@ -27,7 +27,7 @@ from torchvision.transforms.v2 import functional as F
 from transformers.utils import logging
 
 from .augmentation import DetectionAugmentation, filter_boxes, normalize, randint, squash
-from .data_config import DataSource
+from .data_config import DETECTION_HEADS, DataSource
 from .mixture import MixtureDataset
 from .records import (
     DETECTION_FEATURES,
@@ -211,6 +211,24 @@ class DetectionDataset(Dataset):
         }
 
 
+def warn_about_untrained_heads(sources: list[DataSource]) -> None:
+    """Warn when the mixture leaves an objectness head untrained.
+
+    Each source trains the head named by its `head`. The proposer's score fuses both heads
+    (`sigmoid(coco) ** 0.4 * sigmoid(sa1b) ** 0.6`), so a head left at its 0.01 prior caps every score near
+    `0.01 ** 0.6 = 0.063`, below Groma's region threshold (`box_score_threshold`, 0.15): the trained model would
+    select a single region per image.
+    """
+    untrained = sorted(set(DETECTION_HEADS) - {source.head for source in sources})
+    if untrained:
+        logger.warning(
+            f"No data source trains the {' and '.join(untrained)} objectness head(s) (`head` of the sources): the "
+            "fused proposal scores of the trained model will stay below `box_score_threshold` and it will select one "
+            "region per image. Give every head some data, e.g. list a COCO-format file twice in the mixture, once "
+            "with `head: coco` and once with `head: sa1b` (and a distinct `name`)."
+        )
+
+
 def build_detection_mixture(
     sources: list[DataSource],
     output_size: int,
@@ -231,6 +249,7 @@ def build_detection_mixture(
             source, DETECTION_ADAPTERS[source.type], check_detection_record, seed, skip_bad_records
         )
         datasets.append(DetectionDataset(records, source.head, output_size, augmentation, box_filter, source.name))
+    warn_about_untrained_heads(sources)
     mixture = MixtureDataset(datasets, [source.name for source in sources])
     logger.info(f"Detection mixture ({len(mixture)} images):\n{mixture.summary()}")
     return mixture

@@ -52,14 +52,39 @@ TOKEN_ID_FIELDS = {
 LORA_MODULES_TO_SAVE = ["multi_modal_projector", "region_encoder"]
 
 
+def set_legacy_quirks(config: GromaConfig, region_encoder: bool = False, proposer: bool = False) -> GromaConfig:
+    """Switch the released model's quirks (spec §8.1) on or off in a config of a model trained from scratch.
+
+    Args:
+        config: The config, changed in place.
+        region_encoder: Keep the RoIAlign box-format and spatial-scale quirks (Q1/Q2).
+        proposer: Keep the proposer's frozen reference points and learned query content (Q3/Q4) and DINOv2's
+            legacy position interpolation (Q5).
+
+    Returns:
+        `config`.
+    """
+    config.legacy_roi_box_format = config.legacy_roi_spatial_scale = region_encoder
+    config.legacy_position_interpolation = proposer
+    config.proposer_config.legacy_frozen_reference_points = proposer
+    config.proposer_config.legacy_learned_query_content = proposer
+    return config
+
+
 def build_detection_model(args: DetectionModelArguments) -> tuple[GromaForRegionProposal, int]:
-    """The region proposer to pretrain and its default input size (448, or 112 for the tiny model)."""
+    """The region proposer to pretrain and its default input size (448, or 112 for the tiny model).
+
+    A new proposer (`init_from_tiny`, `vision_model_name_or_path`) has every legacy quirk off unless
+    `args.legacy_quirks`; a loaded one keeps its config.
+    """
     if args.init_from_tiny:
-        return GromaForRegionProposal(tiny_groma_config()), TINY_IMAGE_SIZE
+        config = set_legacy_quirks(tiny_groma_config(), args.legacy_quirks, args.legacy_quirks)
+        return GromaForRegionProposal(config), TINY_IMAGE_SIZE
     if args.model_name_or_path:
         return GromaForRegionProposal.from_pretrained(args.model_name_or_path, dtype=torch.float32), GROMA_INPUT_SIZE
     vision_tower = AutoModel.from_pretrained(args.vision_model_name_or_path, dtype=torch.float32)
-    model = GromaForRegionProposal(GromaConfig(vision_config=vision_tower.config.to_dict()))
+    config = GromaConfig(vision_config=vision_tower.config.to_dict())
+    model = GromaForRegionProposal(set_legacy_quirks(config, args.legacy_quirks, args.legacy_quirks))
     model.vision_tower.load_state_dict(vision_tower.state_dict())
     return model, GROMA_INPUT_SIZE
 
@@ -77,7 +102,8 @@ def build_vl_model(args: ModelArguments, max_length: int) -> tuple[GromaForCondi
     `GromaTrainingArguments.use_cache`, always False, and `GromaModel` passes it to the LLM.)
     """
     if args.init_from_tiny:
-        model, processor = GromaForConditionalGeneration(tiny_groma_config()), tiny_groma_processor()
+        config = set_legacy_quirks(tiny_groma_config(), region_encoder=args.legacy_region_encoder)
+        model, processor = GromaForConditionalGeneration(config), tiny_groma_processor()
     elif args.model_name_or_path:
         processor = GromaProcessor.from_pretrained(args.model_name_or_path)
         model = GromaForConditionalGeneration.from_pretrained(args.model_name_or_path, dtype=torch.float32)
@@ -137,6 +163,7 @@ def assemble_stage2_model(
     config.text_config.pad_token_id = tokenizer.pad_token_id
     for field_name, token in TOKEN_ID_FIELDS.items():
         setattr(config, field_name, tokenizer.convert_tokens_to_ids(token))
+    # The proposer keeps its own quirks (Q3-Q5): it comes trained from stage 1.
     config.legacy_roi_box_format = config.legacy_roi_spatial_scale = legacy_region_encoder
     model = GromaForConditionalGeneration(config)
     model.model.vision_tower.load_state_dict(proposer.vision_tower.state_dict())
@@ -193,7 +220,8 @@ def apply_lora(model: GromaForConditionalGeneration, args: ModelArguments) -> Pe
     """Wrap the model with LoRA adapters on the LLM projections matched by `args.lora_target_modules`.
 
     The bridge and the region encoder train in full and are saved with the adapter; everything else (embeddings, LM
-    head, vision side) is frozen. Load the result with `PeftModel.from_pretrained(base_model, output_dir)`.
+    head, vision side) is frozen. `groma-train` merges the adapters into the saved model unless `--merge_lora false`
+    (then load the adapter folder with `PeftModel.from_pretrained(base_model, output_dir)`).
     """
     config = LoraConfig(
         r=args.lora_r,

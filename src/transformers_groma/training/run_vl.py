@@ -95,7 +95,10 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         processing_class=processor,
     )
     return train_and_save(
-        trainer, finetuned_from=model_args.model_name_or_path or model_args.llm_path, task="image-text-to-text"
+        trainer,
+        finetuned_from=model_args.model_name_or_path or model_args.llm_path,
+        task="image-text-to-text",
+        merge_adapters=bool(model_args.lora_r) and model_args.merge_lora,
     )
 
 

@@ -214,7 +214,11 @@ def end_distributed_run() -> None:
 
 
 def train_and_save(
-    trainer: Trainer, finetuned_from: str | None, task: str, tags: list[str] = MODEL_CARD_TAGS
+    trainer: Trainer,
+    finetuned_from: str | None,
+    task: str,
+    tags: list[str] = MODEL_CARD_TAGS,
+    merge_adapters: bool = False,
 ) -> dict[str, float]:
     """Train (resuming when possible); save the model, its processor, the trainer state and a model card; then
     evaluate when the trainer has an evaluation set.
@@ -224,11 +228,15 @@ def train_and_save(
         finetuned_from: The model training started from, for the model card.
         task: Task identifier of the model card (e.g. `"image-text-to-text"`).
         tags: Tags of the model card.
+        merge_adapters: The model is a `PeftModel`: merge its adapters into the base weights before saving, so the
+            output folder holds the whole model.
 
     Returns:
         The training metrics, and the evaluation metrics when evaluated.
     """
     result = trainer.train(resume_from_checkpoint=resolve_checkpoint(trainer.args))
+    if merge_adapters:
+        trainer.model = trainer.model.merge_and_unload()
     trainer.model.config.use_cache = True  # inference default; the Trainer turned it off for training
     trainer.save_model()
     trainer.save_state()
