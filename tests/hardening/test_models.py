@@ -31,7 +31,7 @@ def groundinggpt():
     return tiny_groundinggpt_model().eval(), dict(inputs)
 
 
-GROMA_CASES = [
+CASE_NAMES = [
     "nan pixels",
     "uint8 pixels",
     "cropped size",
@@ -44,14 +44,14 @@ GROMA_CASES = [
     "mask of 2",
     "prompt too long",
 ]
-GROUNDINGGPT_CASES = [case for case in GROMA_CASES if case not in ("cropped size", "pixels as list", "mask of 2")]
 
 
 def bad(inputs: dict, **changes) -> dict:
     return {**inputs, **changes}
 
 
-def groma_cases(inputs):
+def cases(inputs: dict, max_positions: int) -> dict[str, tuple[dict, type, str]]:
+    """Malformed variants of a valid batch: `{case: (inputs, error type, message pattern)}`."""
     ids, pixels = inputs["input_ids"], inputs["pixel_values"]
     return {
         "nan pixels": (bad(inputs, pixel_values=pixels * float("nan")), ValueError, "`pixel_values` holds NaN"),
@@ -81,26 +81,40 @@ def groma_cases(inputs):
             "`attention_mask` must hold 1",
         ),
         "prompt too long": (
-            bad(inputs, input_ids=torch.cat([ids, torch.full((1, 600), 50)], 1), attention_mask=None),
+            bad(inputs, input_ids=torch.cat([ids, torch.full((1, max_positions), 50)], 1), attention_mask=None),
             ValueError,
-            r"The expanded prompt has \d+ tokens, more than the language model's max_position_embeddings \(512\)",
+            rf"has \d+ tokens, more than the language model's max_position_embeddings \({max_positions}\)",
         ),
     }
 
 
-@pytest.mark.parametrize("case", GROMA_CASES)
-def test_groma_forward(groma, case):
-    model, inputs = groma
-    kwargs, error, message = groma_cases(inputs)[case]
+FORWARD_CASES = [
+    *[("groma", case) for case in CASE_NAMES],
+    *[("groundinggpt", case) for case in CASE_NAMES if case not in ("cropped size", "pixels as list", "mask of 2")],
+]
+GENERATE_CASES = [
+    *[("groma", case) for case in ("nan pixels", "uint8 pixels", "batch of 0", "float ids", "prompt too long")],
+    *[("groundinggpt", case) for case in ("nan pixels", "batch of 0", "float ids")],
+]
+
+
+def model_and_cases(request, family: str):
+    model, inputs = request.getfixturevalue(family)
+    return model, cases(inputs, model.config.text_config.max_position_embeddings)
+
+
+@pytest.mark.parametrize("family, case", FORWARD_CASES)
+def test_forward(request, family, case):
+    model, family_cases = model_and_cases(request, family)
+    kwargs, error, message = family_cases[case]
     with pytest.raises(error, match=message):
         model(**kwargs)
 
 
-@pytest.mark.parametrize("case", ["nan pixels", "uint8 pixels", "batch of 0", "float ids", "prompt too long"])
-def test_groma_generate(groma, case):
-    model, inputs = groma
-    kwargs, error, message = groma_cases(inputs)[case]
-    kwargs.pop("labels", None)
+@pytest.mark.parametrize("family, case", GENERATE_CASES)
+def test_generate(request, family, case):
+    model, family_cases = model_and_cases(request, family)
+    kwargs, error, message = family_cases[case]
     with pytest.raises(error, match=message):
         model.generate(**kwargs, max_new_tokens=2)
 
@@ -118,41 +132,3 @@ def test_groma_generate(groma, case):
 def test_groma_propose_regions(groma, pixel_values, error, message):
     with pytest.raises(error, match=message):
         groma[0].propose_regions(pixel_values)
-
-
-def groundinggpt_cases(inputs):
-    ids, pixels = inputs["input_ids"], inputs["pixel_values"]
-    return {
-        "nan pixels": (bad(inputs, pixel_values=pixels * float("nan")), ValueError, "`pixel_values` holds NaN"),
-        "uint8 pixels": (
-            bad(inputs, pixel_values=pixels.to(torch.uint8)),
-            TypeError,
-            "`pixel_values` must be floating",
-        ),
-        "batch of 0": (bad(inputs, input_ids=ids[:0], attention_mask=None), ValueError, "`input_ids` is empty"),
-        "float ids": (bad(inputs, input_ids=ids.float()), TypeError, "`input_ids` must hold integer token ids"),
-        "ids beyond vocabulary": (bad(inputs, input_ids=ids + 5000), ValueError, "`input_ids` holds ids outside"),
-        "float labels": (bad(inputs, labels=ids.float()), TypeError, "`labels` must be an integer tensor"),
-        "labels beyond vocabulary": (bad(inputs, labels=ids + 5000), ValueError, "`labels` holds 5"),
-        "prompt too long": (
-            bad(inputs, input_ids=torch.cat([ids, torch.full((1, 2000), 50)], 1), attention_mask=None),
-            ValueError,
-            r"`input_ids` has \d+ tokens, more than the language model's max_position_embeddings",
-        ),
-    }
-
-
-@pytest.mark.parametrize("case", GROUNDINGGPT_CASES)
-def test_groundinggpt_forward(groundinggpt, case):
-    model, inputs = groundinggpt
-    kwargs, error, message = groundinggpt_cases(inputs)[case]
-    with pytest.raises(error, match=message):
-        model(**kwargs)
-
-
-@pytest.mark.parametrize("case", ["nan pixels", "batch of 0", "float ids"])
-def test_groundinggpt_generate(groundinggpt, case):
-    model, inputs = groundinggpt
-    kwargs, error, message = groundinggpt_cases(inputs)[case]
-    with pytest.raises(error, match=message):
-        model.generate(**kwargs, max_new_tokens=2)

@@ -1,5 +1,13 @@
 """Input checks shared by the models: clear errors instead of shape mismatches deep inside the forward, and checks
-of saved folders before `from_pretrained` reads them."""
+of saved folders before `from_pretrained` reads them.
+
+The contract between processors and models: the processors check raw inputs (files, images, boxes in pixels, text
+and placeholders, audio) and produce well-formed tensors; `forward`, `generate` and `propose_regions` check only
+what a caller building tensors by hand can get wrong, with at most one reduction per tensor, and only when a prompt
+is encoded (prefill), never in one-token decoding steps: dtype and layout, a non-empty batch, ids inside the
+vocabulary, labels (ids or -100), a 0/1 attention mask, finite pixel values whose size is a multiple of the patch,
+box lists, and an expanded prompt that fits the language model's positions.
+"""
 
 import os
 
