@@ -88,9 +88,12 @@ class GromaPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     def _keep_vision_path_fp32(self):
         """With `config.keep_vision_path_fp32`, `from_pretrained(..., dtype=float16/bfloat16)` loads the vision path
         in float32 (transformers' `_keep_in_fp32_modules_strict`), and so does `from_config(..., dtype=...)`, which
-        builds the model under that default dtype. Call before `post_init`."""
+        builds the model under that default dtype; bitsandbytes quantization leaves it unquantized (its quantizers
+        skip `_keep_in_fp32_modules`). Call before `post_init`."""
         if self.config.keep_vision_path_fp32:
             self._keep_in_fp32_modules_strict = [name for name in VISION_PATH_MODULES if hasattr(self, name)]
+            # The quantizers match these patterns from the start of a module's name, at any depth here.
+            self._keep_in_fp32_modules = [rf"(?:.*\.)?{name}" for name in self._keep_in_fp32_modules_strict]
             if torch.get_default_dtype() in (torch.float16, torch.bfloat16):
                 for name in self._keep_in_fp32_modules_strict:
                     getattr(self, name).float()

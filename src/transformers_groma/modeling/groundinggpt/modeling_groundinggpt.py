@@ -44,6 +44,9 @@ class GroundingGPTPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     input_modalities = ("image", "video", "audio", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["GroundingGPTImageBindBlock"]
+    # The media encoders (projections included) stay in float32 under float16 and unquantized under bitsandbytes.
+    # (The quantizers match these patterns from the start of a module's name, at any depth here.)
+    _keep_in_fp32_modules = [rf"(?:.*\.)?{name}" for name in ("image_encoder", "video_encoder", "audio_encoder")]
     _skip_keys_device_placement = [CACHE_KWARG]
     _supports_sdpa = True
     _supports_flash_attn = True

@@ -1,0 +1,123 @@
+"""Low-memory loading of both models: bitsandbytes 8-bit and 4-bit (on its CPU backend) with the vision path and the
+GroundingGPT encoders left unquantized, and `device_map` with CPU and disk offload."""
+
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, BitsAndBytesConfig
+
+from transformers_groma.tiny import (
+    tiny_groma_model,
+    tiny_groma_processor,
+    tiny_groundinggpt_model,
+    tiny_groundinggpt_processor,
+)
+
+
+bnb = pytest.importorskip("bitsandbytes", reason="bitsandbytes is not installed (pip install '.[quantization]')")
+
+NEW_TOKENS = 8
+QUANTIZED_TYPES = (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit)
+
+
+def quantized_module_names(model: torch.nn.Module) -> list[str]:
+    return [name for name, module in model.named_modules() if isinstance(module, QUANTIZED_TYPES)]
+
+
+@pytest.fixture(scope="module")
+def groma_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-groma")
+    tiny_groma_model().save_pretrained(folder)
+    tiny_groma_processor().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def groma_inputs():
+    processor = tiny_groma_processor()
+    content = [{"type": "image"}, {"type": "text", "text": "Locate <p>the dog</p> in the image."}]
+    prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    return processor(images=Image.new("RGB", (100, 80), "red"), text=prompt, return_tensors="pt")
+
+
+@pytest.fixture(scope="module")
+def groma_tokens(groma_folder, groma_inputs):
+    model = AutoModelForImageTextToText.from_pretrained(groma_folder).eval()
+    return model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+
+
+def test_groma_8bit_keeps_the_vision_path_and_generates_the_same_tokens(groma_folder, groma_inputs, groma_tokens):
+    model = AutoModelForImageTextToText.from_pretrained(
+        groma_folder, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu"
+    )
+    names = quantized_module_names(model)
+    assert "model.multi_modal_projector.linear_1" in names and "model.language_model.layers.0.mlp.up_proj" in names
+    assert not [name for name in names if name.split(".")[1] in ("vision_tower", "region_proposer", "region_encoder")]
+    assert model.model.vision_tower.dtype == torch.float32 and "lm_head" not in names
+    tokens = model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert torch.equal(tokens, groma_tokens)
+
+
+def test_groma_4bit_keeps_the_vision_path_and_starts_like_float32(groma_folder, groma_inputs, groma_tokens):
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(groma_folder, quantization_config=config, device_map="cpu")
+    assert isinstance(model.model.language_model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    assert not [name for name in quantized_module_names(model) if "vision_tower" in name or "region_" in name]
+    tokens = model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    # 4-bit weights of a random 64-wide model move its near-tied logits: the first 4 steps still agree with float32.
+    prompt_and_four = groma_tokens.shape[1] - NEW_TOKENS + 4
+    assert torch.equal(tokens[:, :prompt_and_four], groma_tokens[:, :prompt_and_four])
+
+
+def test_groma_loads_with_cpu_and_disk_offload(groma_folder, groma_inputs, groma_tokens, tmp_path):
+    device_map = {
+        "model.vision_tower": "cpu",
+        "model.region_proposer": "disk",
+        "model.region_encoder": "disk",
+        "model.multi_modal_projector": "cpu",
+        "model.language_model": "disk",
+        "lm_head": "cpu",
+    }
+    model = AutoModelForImageTextToText.from_pretrained(
+        groma_folder, device_map=device_map, offload_folder=tmp_path / "offload"
+    )
+    assert model.model.region_proposer.query_embeddings.weight.device.type == "meta"  # really offloaded
+    tokens = model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert torch.equal(tokens, groma_tokens)
+
+
+def test_groma_device_map_auto_offloads_within_a_memory_budget(groma_folder, groma_inputs, groma_tokens, tmp_path):
+    model = AutoModelForImageTextToText.from_pretrained(
+        groma_folder, device_map="auto", max_memory={"cpu": "1MB"}, offload_folder=tmp_path / "offload"
+    )
+    assert "disk" in set(model.hf_device_map.values())
+    tokens = model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert torch.equal(tokens, groma_tokens)
+
+
+def test_keep_vision_path_fp32_false_lets_the_vision_path_be_quantized(groma_folder, groma_inputs):
+    config = BitsAndBytesConfig(load_in_8bit=True)
+    model = AutoModelForImageTextToText.from_pretrained(
+        groma_folder, quantization_config=config, device_map="cpu", keep_vision_path_fp32=False
+    )
+    assert any(name.startswith("model.vision_tower.") for name in quantized_module_names(model))
+    model.generate(**groma_inputs, max_new_tokens=2, do_sample=False)  # quantized bridge inputs are cast right
+
+
+def test_groundinggpt_8bit_keeps_the_encoders_and_generates_the_same_tokens(tmp_path):
+    tiny_groundinggpt_model().save_pretrained(tmp_path)
+    processor = tiny_groundinggpt_processor()
+    content = [{"type": "image"}, {"type": "text", "text": "where?"}]
+    prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    inputs = processor(text=prompt, images=Image.new("RGB", (40, 30), "blue"), return_tensors="pt")
+    expected = AutoModelForImageTextToText.from_pretrained(tmp_path).generate(
+        **inputs, max_new_tokens=NEW_TOKENS, do_sample=False
+    )
+    model = AutoModelForImageTextToText.from_pretrained(
+        tmp_path, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu"
+    )
+    names = quantized_module_names(model)
+    assert "model.language_model.layers.0.self_attn.q_proj" in names
+    assert not [name for name in names if name.split(".")[1].endswith("_encoder")]
+    tokens = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert torch.equal(tokens, expected)
