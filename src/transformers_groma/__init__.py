@@ -11,6 +11,7 @@ from transformers import (
     AutoModel,
     AutoModelForImageTextToText,
     AutoModelForMultimodalLM,
+    AutoModelForObjectDetection,
     AutoProcessor,
     AutoVideoProcessor,
 )
@@ -52,6 +53,7 @@ def register_auto_classes() -> None:
     AutoModel.register(GromaConfig, GromaModel, exist_ok=True)
     AutoModelForImageTextToText.register(GromaConfig, GromaForConditionalGeneration, exist_ok=True)
     AutoModelForMultimodalLM.register(GromaConfig, GromaForConditionalGeneration, exist_ok=True)
+    AutoModelForObjectDetection.register(GromaConfig, GromaForRegionProposal, exist_ok=True)
     AutoImageProcessor.register(
         GromaConfig, image_processor_classes={"torchvision": GromaImageProcessor}, exist_ok=True
     )
