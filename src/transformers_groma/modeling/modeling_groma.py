@@ -20,6 +20,7 @@ from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils.generic import can_return_tuple
 
 from ..configuration_groma import GromaConfig
+from ..saving import RemoteCodeSavingMixin
 from .cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
 from .generation import MultimodalGenerationMixin
 from .loss import detection_loss
@@ -51,7 +52,7 @@ from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge
 VISION_PATH_MODULES = ("vision_tower", "region_proposer", "region_encoder")
 
 
-class GromaPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
+class GromaPreTrainedModel(RemoteCodeSavingMixin, CheckedLoadingMixin, PreTrainedModel):
     """Shared settings of the Groma models: weight init, attention backends, vision tower construction, saving."""
 
     config: GromaConfig

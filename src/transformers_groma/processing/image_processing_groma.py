@@ -9,12 +9,12 @@ from transformers.image_processing_utils import BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 from transformers.utils import ModelOutput
 
+from ..saving import RemoteCodeSavingMixin
 from .grounding import normalized_cxcywh_to_pixel_xyxy
-
 from .image_inputs import CheckedImagesMixin
 
 
-class GromaImageProcessor(CheckedImagesMixin, TorchvisionBackend):
+class GromaImageProcessor(RemoteCodeSavingMixin, CheckedImagesMixin, TorchvisionBackend):
     r"""Constructs a Groma image processor.
 
     Every image is converted to RGB and squashed to `size` (448x448 by default) with a bicubic resize that ignores the

@@ -18,6 +18,7 @@ from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils.generic import can_return_tuple
 
 from ...configuration_groundinggpt import GroundingGPTConfig
+from ...saving import RemoteCodeSavingMixin
 from ..cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
 from ..generation import MultimodalGenerationMixin
 from ..validation import CheckedLoadingMixin, check_labels
@@ -35,7 +36,7 @@ from .validation import check_groundinggpt_inputs
 from .video_encoder import GroundingGPTVideoEncoder
 
 
-class GroundingGPTPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
+class GroundingGPTPreTrainedModel(RemoteCodeSavingMixin, CheckedLoadingMixin, PreTrainedModel):
     """Base class of the GroundingGPT models: config class, weight initialisation (the learned query tokens and the
     ImageBind CLS / position embeddings included) and the attention backends they support."""
 
