@@ -31,6 +31,7 @@ from .modeling.groundinggpt import (
     GroundingGPTModel,
     GroundingGPTPreTrainedModel,
 )
+from .pipelines import GroundedImageTextToTextPipeline, register_grounded_pipeline
 from .processing import GromaImageProcessor, GromaProcessor
 from .processing.groundinggpt import (
     GroundingGPTFeatureExtractor,
@@ -59,6 +60,7 @@ def register_auto_classes() -> None:
     )
     AutoProcessor.register(GromaConfig, GromaProcessor, exist_ok=True)
     _register_groundinggpt()
+    register_grounded_pipeline()
 
 
 def _register_groundinggpt() -> None:
@@ -92,6 +94,7 @@ __all__ = [
     "GromaPreTrainedModel",
     "GromaProcessor",
     "GromaRegionProposerConfig",
+    "GroundedImageTextToTextPipeline",
     "GroundingGPTConfig",
     "GroundingGPTFeatureExtractor",
     "GroundingGPTForConditionalGeneration",
