@@ -4,6 +4,7 @@ outputs as the package; without `trust_remote_code`, `AutoProcessor` refuses ins
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 
 from transformers_groma import GromaForRegionProposal
+from transformers_groma.model_card import write_model_card
 from transformers_groma.remote_code import bundle_sources
 from transformers_groma.tiny import (
     tiny_groma_config,
@@ -24,10 +26,15 @@ from transformers_groma.tiny import (
 )
 
 
-# Runs in a fresh interpreter whose import system refuses `transformers_groma`; prints one JSON line of outputs.
+SNIPPET = re.compile(r"```python\n(.*?)```", re.S)
+
+# Runs in a fresh interpreter whose import system refuses `transformers_groma`: tries AutoProcessor without
+# `trust_remote_code`, then runs the usage snippets of the model cards of the folders given (as written: their `repo`
+# is the folder's name, the working directory holds dog.jpg), and prints one JSON line with what they computed.
 REMOTE_SCRIPT = textwrap.dedent(
     """
-    import importlib.abc, json, sys
+    import importlib.abc, json, re, sys
+    from pathlib import Path
 
     class HidePackage(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path=None, target=None):
@@ -41,65 +48,29 @@ REMOTE_SCRIPT = textwrap.dedent(
     except ModuleNotFoundError:
         pass
 
-    import numpy as np
-    import torch
-    from transformers import (
-        AutoConfig, AutoFeatureExtractor, AutoImageProcessor, AutoModelForImageTextToText,
-        AutoModelForObjectDetection, AutoProcessor, AutoVideoProcessor,
-    )
+    from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoProcessor, AutoVideoProcessor
 
-    groma, groundinggpt, detector, inputs_file = sys.argv[1:]
-    inputs = np.load(inputs_file)
-    results = {}
+    results = {"snippets": {}}
     try:
-        AutoProcessor.from_pretrained(groma)
+        AutoProcessor.from_pretrained(sys.argv[1])
     except ValueError as error:
         results["no_trust"] = str(error)
-
-    config = AutoConfig.from_pretrained(groma, trust_remote_code=True)
-    model = AutoModelForImageTextToText.from_pretrained(groma, trust_remote_code=True).eval()
-    processor = AutoProcessor.from_pretrained(groma, trust_remote_code=True)
-    image = inputs["image"]
-    prompt = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where is <p>it</p>?"}]}],
-        add_generation_prompt=True,
-    )
-    batch = processor(images=image, text=prompt, return_tensors="pt")
-    out = model.generate(**batch, max_new_tokens=6, do_sample=False, return_dict_in_generate=True)
-    new_tokens = out.sequences[:, batch["input_ids"].shape[1]:]
-    results["groma"] = {
-        "classes": [type(config).__module__, type(model).__module__, type(processor).__module__],
-        "pixel_values": batch["pixel_values"].sum().item(),
-        "tokens": out.sequences.tolist(),
-        "region_boxes": out.region_boxes[0].tolist(),
-        "grounding": processor.post_process_grounding(new_tokens, out.region_boxes, [image.shape[:2]]),
-    }
-
-    model = AutoModelForImageTextToText.from_pretrained(groundinggpt, trust_remote_code=True).eval()
-    processor = AutoProcessor.from_pretrained(groundinggpt, trust_remote_code=True)
     for auto_class in (AutoImageProcessor, AutoVideoProcessor, AutoFeatureExtractor):
-        auto_class.from_pretrained(groundinggpt, trust_remote_code=True)
-    prompt = processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "audio"}, {"type": "text", "text": "where?"}]}],
-        add_generation_prompt=True,
-    )
-    batch = processor(text=prompt, images=image, audio=inputs["audio"], sampling_rate=16000, return_tensors="pt")
-    tokens = model.generate(**batch, max_new_tokens=6, do_sample=False)
-    results["groundinggpt"] = {
-        "classes": [type(model).__module__, type(processor).__module__],
-        "input_features": batch["input_features"].sum().item(),
-        "tokens": tokens.tolist(),
-    }
-
-    model = AutoModelForObjectDetection.from_pretrained(detector, trust_remote_code=True).eval()
-    image_processor = AutoImageProcessor.from_pretrained(detector, trust_remote_code=True)
-    with torch.no_grad():
-        outputs = model(**image_processor(images=image, return_tensors="pt"))
-    (detections,) = image_processor.post_process_object_detection(outputs, 0.0, [image.shape[:2]])
-    results["detector"] = {"scores": detections["scores"].tolist(), "boxes": detections["boxes"].tolist()}
+        results.setdefault("sub_processors", []).append(
+            type(auto_class.from_pretrained(sys.argv[2], trust_remote_code=True)).__module__
+        )
+    for folder in sys.argv[1:]:
+        namespace = {}
+        for block in re.findall(SNIPPET, (Path(folder) / "README.md").read_text(), re.S):
+            exec(block, namespace)
+        model = namespace.get("model", namespace.get("detector") and namespace["detector"].model)
+        results["snippets"][folder] = {
+            "module": type(model).__module__,
+            "shown": namespace.get("result", namespace.get("detections")),
+        }
     print("RESULTS " + json.dumps(results))
     """
-)
+).replace("SNIPPET", repr(SNIPPET.pattern))
 
 
 def run_without_package(tmp_path, *arguments: str) -> dict:
@@ -121,59 +92,44 @@ def run_without_package(tmp_path, *arguments: str) -> dict:
     return json.loads(completed.stdout.rsplit("RESULTS ", 1)[1])
 
 
-def test_folders_load_and_match_the_package_without_it(tmp_path):
-    groma_dir, groundinggpt_dir, detector_dir = (tmp_path / name for name in ("groma", "groundinggpt", "detector"))
-    groma_model, groma_processor = tiny_groma_model(box_score_threshold=0.0).eval(), tiny_groma_processor()
-    groma_model.save_pretrained(groma_dir)
-    groma_processor.save_pretrained(groma_dir)
-    groundinggpt_model, groundinggpt_processor = tiny_groundinggpt_model().eval(), tiny_groundinggpt_processor()
-    groundinggpt_model.save_pretrained(groundinggpt_dir)
-    groundinggpt_processor.save_pretrained(groundinggpt_dir)
-    torch.manual_seed(0)
-    detector = GromaForRegionProposal(tiny_groma_config()).eval()
-    detector.save_pretrained(detector_dir)
-    groma_processor.image_processor.save_pretrained(detector_dir)
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
-    audio = (0.3 * np.sin(np.arange(3 * 16000) / 5)).astype(np.float32)
-    np.savez(tmp_path / "inputs.npz", image=image, audio=audio)
+def run_snippets_with_package(folder) -> dict:
+    """The card's snippets run here, with the package's classes (`trust_remote_code` left out)."""
+    namespace = {}
+    for block in SNIPPET.findall((folder / "README.md").read_text()):
+        exec(block.replace(", trust_remote_code=True", ""), namespace)
+    return json.loads(json.dumps(namespace.get("result", namespace.get("detections"))))
 
-    remote = run_without_package(
-        tmp_path, str(groma_dir), str(groundinggpt_dir), str(detector_dir), str(tmp_path / "inputs.npz")
-    )
+
+def test_folders_and_their_cards_work_without_the_package(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    groma = tiny_groma_model(box_score_threshold=0.0).eval()
+    detector = GromaForRegionProposal(tiny_groma_config()).eval()
+    with torch.no_grad():  # confident proposals, so that the card's threshold keeps some
+        for head in [*detector.region_proposer.coco_class_heads, *detector.region_proposer.sa1b_class_heads]:
+            head.bias.fill_(4.0)
+    groundinggpt = tiny_groundinggpt_model().eval()
+    for name, model, processor, source in (
+        ("groma", groma, tiny_groma_processor(), "FoundationVision/groma-7b-finetune"),
+        ("groundinggpt", groundinggpt, tiny_groundinggpt_processor(), "zwli/GroundingGPT"),
+        ("detector", detector, tiny_groma_processor().image_processor, "FoundationVision/groma-det-pretrain"),
+    ):
+        model.save_pretrained(tmp_path / name)
+        processor.save_pretrained(tmp_path / name)
+        write_model_card(tmp_path / name, model.config, "converted", source=source, repo_id=name)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)).save(tmp_path / "dog.jpg")
+
+    remote = run_without_package(tmp_path, "groma", "groundinggpt", "detector")
 
     assert "trust_remote_code=True" in remote["no_trust"]
-    assert all(module.startswith("transformers_modules.") for module in remote["groma"]["classes"])
-    assert all(module.startswith("transformers_modules.") for module in remote["groundinggpt"]["classes"])
-
-    prompt = groma_processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where is <p>it</p>?"}]}],
-        add_generation_prompt=True,
-    )
-    batch = groma_processor(images=image, text=prompt, return_tensors="pt")
-    out = groma_model.generate(**batch, max_new_tokens=6, do_sample=False, return_dict_in_generate=True)
-    new_tokens = out.sequences[:, batch["input_ids"].shape[1] :]
-    grounding = groma_processor.post_process_grounding(new_tokens, out.region_boxes, [image.shape[:2]])
-    assert remote["groma"]["pixel_values"] == pytest.approx(batch["pixel_values"].sum().item())
-    assert remote["groma"]["tokens"] == out.sequences.tolist()
-    torch.testing.assert_close(torch.tensor(remote["groma"]["region_boxes"]), out.region_boxes[0], rtol=0, atol=1e-6)
-    assert json.loads(json.dumps(grounding)) == remote["groma"]["grounding"]
-
-    prompt = groundinggpt_processor.apply_chat_template(
-        [{"role": "user", "content": [{"type": "image"}, {"type": "audio"}, {"type": "text", "text": "where?"}]}],
-        add_generation_prompt=True,
-    )
-    batch = groundinggpt_processor(
-        text=prompt, images=Image.fromarray(image), audio=audio, sampling_rate=16000, return_tensors="pt"
-    )
-    assert remote["groundinggpt"]["input_features"] == pytest.approx(batch["input_features"].sum().item())
-    assert remote["groundinggpt"]["tokens"] == groundinggpt_model.generate(**batch, max_new_tokens=6).tolist()
-
-    with torch.no_grad():
-        outputs = detector(**groma_processor.image_processor(images=image, return_tensors="pt"))
-    (detections,) = groma_processor.image_processor.post_process_object_detection(outputs, 0.0, [image.shape[:2]])
-    assert remote["detector"]["scores"] == pytest.approx(detections["scores"].tolist(), abs=1e-6)
-    torch.testing.assert_close(torch.tensor(remote["detector"]["boxes"]), detections["boxes"], rtol=0, atol=1e-4)
+    assert all(module.startswith("transformers_modules.") for module in remote["sub_processors"])
+    monkeypatch.chdir(tmp_path)
+    for name in ("groma", "groundinggpt", "detector"):
+        assert remote["snippets"][name]["module"].startswith("transformers_modules."), name
+        assert remote["snippets"][name]["shown"] == run_snippets_with_package(tmp_path / name), name
+    assert remote["snippets"]["detector"]["shown"], "the detector's snippet found nothing"
+    assert set(remote["snippets"]["groma"]["shown"]) == {"text", "entities"}
+    assert set(remote["snippets"]["groundinggpt"]["shown"]) == {"text", "boxes", "time_spans"}
 
 
 @pytest.mark.parametrize("family", ["groma", "groundinggpt"])

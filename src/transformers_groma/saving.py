@@ -1,5 +1,6 @@
-"""`save_pretrained` for every saved class of the package: the folder also gets the remote-code bundle and `auto_map`
-(see `transformers_groma.remote_code`), so it loads with `trust_remote_code=True` where the package is missing."""
+"""`save_pretrained` and `push_to_hub` for every saved class of the package: the folder also gets the remote-code
+bundle and `auto_map` (see `transformers_groma.remote_code`), so it loads with `trust_remote_code=True` where the
+package is missing, and the upload keeps the package's model card."""
 
 import importlib
 import os
@@ -26,3 +27,12 @@ class RemoteCodeSavingMixin:
         result = super().save_pretrained(save_directory, *args, **kwargs)
         save_remote_code(save_directory, self)
         return result
+
+    def push_to_hub(self, repo_id: str, **kwargs):
+        """Upload to the Hub with the remote code, keeping the repository's model card (a model without one gets the
+        package's card rather than a generic one); see `transformers_groma.hub.push_to_hub`."""
+        try:
+            push_to_hub = importlib.import_module("transformers_groma.hub").push_to_hub
+        except ImportError:
+            return super().push_to_hub(repo_id, **kwargs)
+        return push_to_hub(self, repo_id, **kwargs)

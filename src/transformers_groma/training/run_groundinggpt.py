@@ -29,9 +29,6 @@ from .model_setup import log_trainable_parameters
 from .trainer import GromaTrainer, end_distributed_run, setup_logging, train_and_save
 
 
-MODEL_CARD_TAGS = ["groundinggpt", "grounding", "visual-grounding", "temporal-grounding", "transformers-groma"]
-
-
 def main(argv: list[str] | None = None) -> None:
     """Run the instruction stage; `argv` defaults to the command line.
 
@@ -63,9 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         data_collator=GroundingGPTDataCollator(processor.tokenizer.pad_token_id),
         processing_class=processor,
     )
-    train_and_save(
-        trainer, finetuned_from=model_args.model_name_or_path, task="image-text-to-text", tags=MODEL_CARD_TAGS
-    )
+    train_and_save(trainer, finetuned_from=model_args.model_name_or_path)
     end_distributed_run()
 
 

@@ -94,9 +94,7 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
         data_collator=GromaDataCollator(processor.tokenizer.pad_token_id, padding_free=training_args.padding_free),
         processing_class=processor,
     )
-    return train_and_save(
-        trainer, finetuned_from=model_args.model_name_or_path or model_args.llm_path, task="image-text-to-text"
-    )
+    return train_and_save(trainer, finetuned_from=model_args.model_name_or_path or model_args.llm_path)
 
 
 def main(argv: list[str] | None = None) -> None:
