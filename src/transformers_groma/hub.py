@@ -15,6 +15,8 @@ from huggingface_hub import CommitInfo, CommitOperationAdd, HfApi
 from .model_card import write_model_card
 
 
+# A folder is published when it holds one of these (a model, a LoRA adapter, a processor or an image processor).
+CONFIG_FILES = ("config.json", "adapter_config.json", "processor_config.json", "preprocessor_config.json")
 # Training leftovers that do not belong in a published model repository.
 IGNORED = ("checkpoint-*", "runs", ".*", "__pycache__")
 CARD = "README.md"
@@ -57,13 +59,13 @@ def push_folder_to_hub(
         keep_remote_card: Do not upload `README.md` when the repository already has one.
 
     Raises:
-        FileNotFoundError: if `folder` holds neither a `config.json` nor a LoRA `adapter_config.json`.
+        FileNotFoundError: if `folder` holds no model, adapter, processor or image processor config.
     """
     folder = Path(folder)
-    if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+    if not any((folder / name).is_file() for name in CONFIG_FILES):
         raise FileNotFoundError(
-            f"{folder} holds no config.json (nor adapter_config.json): pass a folder written by groma-convert, a "
-            "training script or save_pretrained."
+            f"{folder} holds none of {', '.join(CONFIG_FILES)}: pass a folder written by groma-convert, a training "
+            "script or save_pretrained."
         )
     api = HfApi(token=token)
     repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
