@@ -1,6 +1,8 @@
 """Publishing: `push_folder_to_hub`, `groma-convert --push_to_hub` and the models' and processors' `push_to_hub` upload
 the whole folder (code and card included) in one commit. The Hub is a stand-in recording the commits (no network)."""
 
+from pathlib import Path
+
 import pytest
 from huggingface_hub import CommitInfo, HfApi, ModelCard
 from huggingface_hub.hf_api import RepoUrl
@@ -59,7 +61,7 @@ class StandInHub:
         files = {}
         for operation in operations:
             source = operation.path_or_fileobj
-            files[operation.path_in_repo] = source if isinstance(source, bytes) else open(source, "rb").read()
+            files[operation.path_in_repo] = source if isinstance(source, bytes) else Path(source).read_bytes()
         self.commits.append({"repo_id": repo_id, "files": files, **kwargs})
         url = f"https://huggingface.co/{repo_id}/commit/0"
         return CommitInfo(commit_url=url, commit_message=kwargs["commit_message"], commit_description="", oid="0")
