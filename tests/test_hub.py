@@ -16,6 +16,7 @@ from .fixtures import GROMA_FIXTURE, requires_groma_fixture
 
 # The code files of a Groma folder (`trust_remote_code=True`).
 GROMA_CODE = {
+    "cache_api.py",
     "configuration_groma.py",
     "configuration_vicuna.py",
     "dtypes.py",
