@@ -121,3 +121,35 @@ def test_groundinggpt_8bit_keeps_the_encoders_and_generates_the_same_tokens(tmp_
     assert not [name for name in names if name.split(".")[1].endswith("_encoder")]
     tokens = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
     assert torch.equal(tokens, expected)
+
+
+def test_qlora_trains_adapters_on_a_4bit_model(groma_folder, groma_inputs):
+    """The QLoRA recipe of the README: 4-bit base with the bridge left unquantized, LoRA on the LLM."""
+    from peft import prepare_model_for_kbit_training
+
+    from transformers_groma.training import apply_lora
+    from transformers_groma.training.arguments import LoraArguments
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.float32,
+        llm_int8_skip_modules=["lm_head", "model.multi_modal_projector"],
+    )
+    model = AutoModelForImageTextToText.from_pretrained(
+        groma_folder, quantization_config=quantization, device_map="cpu"
+    )
+    model = apply_lora(
+        prepare_model_for_kbit_training(model, use_gradient_checkpointing=False), LoraArguments(lora_r=4)
+    )
+    quantized_weight = model.base_model.model.model.language_model.layers[0].mlp.up_proj.base_layer.weight
+    frozen = quantized_weight.detach().clone()
+    optimizer = torch.optim.AdamW([parameter for parameter in model.parameters() if parameter.requires_grad], lr=1e-2)
+    for _ in range(2):
+        loss = model(**groma_inputs, labels=groma_inputs["input_ids"]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    lora_b = [parameter for name, parameter in model.named_parameters() if "lora_B" in name]
+    assert lora_b and any(parameter.abs().sum() > 0 for parameter in lora_b)  # lora_B starts at zero
+    assert torch.equal(quantized_weight, frozen)
