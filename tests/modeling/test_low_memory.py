@@ -153,3 +153,27 @@ def test_qlora_trains_adapters_on_a_4bit_model(groma_folder, groma_inputs):
     lora_b = [parameter for name, parameter in model.named_parameters() if "lora_B" in name]
     assert lora_b and any(parameter.abs().sum() > 0 for parameter in lora_b)  # lora_B starts at zero
     assert torch.equal(quantized_weight, frozen)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (bitsandbytes' CUDA kernels)")
+@pytest.mark.parametrize("bits", [4, 8])
+def test_quantized_groma_on_cuda_selects_the_float32_regions(groma_folder, groma_inputs, bits):
+    quantization = (
+        BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+        if bits == 4
+        else BitsAndBytesConfig(load_in_8bit=True)
+    )
+    model = AutoModelForImageTextToText.from_pretrained(
+        groma_folder, quantization_config=quantization, device_map="auto", dtype=torch.bfloat16
+    )
+    assert model.model.vision_tower.dtype == torch.float32 and model.model.vision_tower.device.type == "cuda"
+    assert quantized_module_names(model)
+    inputs = {
+        key: value.to("cuda") if isinstance(value, torch.Tensor) else value for key, value in groma_inputs.items()
+    }
+    out = model.generate(**inputs, max_new_tokens=4, do_sample=False, return_dict_in_generate=True)
+    reference = AutoModelForImageTextToText.from_pretrained(groma_folder).eval()
+    expected = reference.generate(**groma_inputs, max_new_tokens=1, do_sample=False, return_dict_in_generate=True)
+    torch.testing.assert_close(out.region_boxes[0].cpu(), expected.region_boxes[0], atol=1e-4, rtol=0)
+    assert out.sequences.shape[1] > groma_inputs["input_ids"].shape[1]
