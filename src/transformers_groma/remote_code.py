@@ -10,8 +10,10 @@ imported where they are used.
 """
 
 import ast
+import functools
 import importlib
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,9 +96,17 @@ def _module_path(module: str) -> Path:
     return PACKAGE_DIR.joinpath(*module.split(".")).with_suffix(".py")
 
 
+@functools.cache
+def _module_name_counts() -> Counter:
+    return Counter(path.stem for path in PACKAGE_DIR.rglob("*.py") if path.stem != "__init__")
+
+
 def _flat_name(module: str) -> str:
-    """The file stem of a package module in the bundle: its last name (`modeling.modeling_groma` -> `modeling_groma`)."""
-    return module.rsplit(".", 1)[-1]
+    """The file stem of a package module in the bundle: its last name (`modeling.modeling_groma` -> `modeling_groma`),
+    prefixed with its folder's name when another module of the package has the same name
+    (`processing.groundinggpt.grounding` -> `groundinggpt_grounding`)."""
+    parts = module.split(".")
+    return parts[-1] if len(parts) == 1 or _module_name_counts()[parts[-1]] == 1 else "_".join(parts[-2:])
 
 
 def _auto_map_entry(class_path: str) -> str:
