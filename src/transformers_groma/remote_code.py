@@ -175,6 +175,12 @@ def bundle_sources(family: str) -> dict[str, str]:
     return dict(sorted(sources.items()))
 
 
+@functools.cache
+def remote_code_file_names() -> frozenset[str]:
+    """The names of every code file `write_remote_code` may write (both families)."""
+    return frozenset(name for family in FAMILIES for name in bundle_sources(family))
+
+
 def _update_json(path: Path, update) -> None:
     if path.is_file():
         content = json.loads(path.read_text(encoding="utf-8"))
