@@ -72,7 +72,7 @@ PY
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.mem --format=csv
 
 step "CUDA-only tests" 35 python3 -m pytest -q -p no:cacheprovider -o addopts="" -rs \
-    tests/modeling/test_cuda.py tests/training/test_gpu.py
+    tests/modeling/test_cuda.py tests/training/test_gpu.py tests/modeling/test_low_memory.py::test_quantized_groma_on_cuda_selects_the_float32_regions
 bench "grounded inference" 100 grounded_inference.py
 bench "decode" 90 decode.py --repeats 3
 bench "vision path" 70 vision_path.py

@@ -11,6 +11,7 @@ from transformers import (
     AutoModel,
     AutoModelForImageTextToText,
     AutoModelForMultimodalLM,
+    AutoModelForObjectDetection,
     AutoProcessor,
     AutoVideoProcessor,
 )
@@ -30,6 +31,7 @@ from .modeling.groundinggpt import (
     GroundingGPTModel,
     GroundingGPTPreTrainedModel,
 )
+from .pipelines import GroundedImageTextToTextPipeline, register_grounded_pipeline
 from .processing import GromaImageProcessor, GromaProcessor
 from .processing.groundinggpt import (
     GroundingGPTFeatureExtractor,
@@ -52,11 +54,13 @@ def register_auto_classes() -> None:
     AutoModel.register(GromaConfig, GromaModel, exist_ok=True)
     AutoModelForImageTextToText.register(GromaConfig, GromaForConditionalGeneration, exist_ok=True)
     AutoModelForMultimodalLM.register(GromaConfig, GromaForConditionalGeneration, exist_ok=True)
+    AutoModelForObjectDetection.register(GromaConfig, GromaForRegionProposal, exist_ok=True)
     AutoImageProcessor.register(
         GromaConfig, image_processor_classes={"torchvision": GromaImageProcessor}, exist_ok=True
     )
     AutoProcessor.register(GromaConfig, GromaProcessor, exist_ok=True)
     _register_groundinggpt()
+    register_grounded_pipeline()
 
 
 def _register_groundinggpt() -> None:
@@ -90,6 +94,7 @@ __all__ = [
     "GromaPreTrainedModel",
     "GromaProcessor",
     "GromaRegionProposerConfig",
+    "GroundedImageTextToTextPipeline",
     "GroundingGPTConfig",
     "GroundingGPTFeatureExtractor",
     "GroundingGPTForConditionalGeneration",

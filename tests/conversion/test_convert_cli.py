@@ -132,7 +132,8 @@ def test_detection_checkpoint_converts_to_region_proposal_model(tmp_path):
     )
     card = ModelCard.load(tmp_path / "out" / "README.md")
     assert card.data.pipeline_tag == "object-detection" and "vicuna" not in str(card.data.base_model)
-    assert "GromaForRegionProposal.from_pretrained" in card.text and "generate(" not in card.text
+    assert card.data.license == "apache-2.0"  # DINOv2 + proposer: no Vicuna weights
+    assert 'pipeline("object-detection"' in card.text and "generate(" not in card.text
     assert "merged vocabulary" not in card.text
     model = GromaForRegionProposal.from_pretrained(tmp_path / "out").eval()
     inputs, expected = (

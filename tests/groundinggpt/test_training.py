@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from peft import PeftModel
 from PIL import Image
+from safetensors.torch import load_file
 from transformers import set_seed
 
 from transformers_groma import GroundingGPTForConditionalGeneration
@@ -26,7 +28,11 @@ from transformers_groma.training.groundinggpt import (
     configure_groundinggpt_trainable,
     encode_conversation,
 )
-from transformers_groma.training.groundinggpt.model_setup import FROZEN_MODULES, FROZEN_PARAMETERS
+from transformers_groma.training.groundinggpt.model_setup import (
+    FROZEN_MODULES,
+    FROZEN_PARAMETERS,
+    LORA_MODULES_TO_SAVE,
+)
 from transformers_groma.training.run_groundinggpt import main
 
 
@@ -273,3 +279,32 @@ def test_example_configuration_follows_the_original_finetune_script():
     assert training_args.learning_rate == 2e-5 and training_args.weight_decay == 0.0
     assert training_args.per_device_train_batch_size == 32 and training_args.gradient_accumulation_steps == 2
     assert training_args.num_train_epochs == 1 and not training_args.group_by_source
+
+
+def test_lora_trains_adapters_and_the_projections_only(toy, tmp_path):
+    output_dir = tmp_path / "lora"
+    main(
+        ["--init_from_tiny", "--data_path", str(toy / "train.json"), *folder_args(toy), "--lora_r", "4"]
+        + ["--output_dir", str(output_dir), "--max_steps", "2", "--per_device_train_batch_size", "2"]
+        + ["--learning_rate", "1e-2", "--save_strategy", "no", *CPU_ARGS]
+    )
+    adapter = load_file(output_dir / "adapter_model.safetensors")
+    lora_b = {name: tensor for name, tensor in adapter.items() if "lora_B" in name}
+    assert lora_b and all(".language_model.layers." in name for name in lora_b)
+    assert any(tensor.abs().sum() > 0 for tensor in lora_b.values())  # lora_B starts at zero
+    saved_in_full = {name for name in adapter if "lora_" not in name}
+    for module in LORA_MODULES_TO_SAVE:
+        assert any(f"{module}." in name for name in saved_in_full), module
+    assert not any("qformer" in name or "embed_tokens" in name for name in adapter)
+
+    set_seed(42)  # the run's seed: the same random initialisation
+    base = GroundingGPTForConditionalGeneration(tiny_groundinggpt_config())
+    merged = PeftModel.from_pretrained(base, output_dir).merge_and_unload()
+    projection = merged.model.image_encoder.projector.linear_1.weight
+    set_seed(42)
+    assert not torch.equal(
+        projection,
+        GroundingGPTForConditionalGeneration(tiny_groundinggpt_config()).model.image_encoder.projector.linear_1.weight,
+    )
+    card = (output_dir / "README.md").read_text()
+    assert "LoRA adapter" in card and "[](" not in card

@@ -18,6 +18,8 @@ from huggingface_hub import snapshot_download
 from safetensors.torch import load_file
 from torch import nn
 
+from ..remote_code import remote_code_file_names
+
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -149,7 +151,11 @@ def check_output_options(input_dir: Path, output_dir: Path, overwrite: bool, dty
 
 
 def _is_output_file(path: Path) -> bool:
-    return path.is_file() and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in OUTPUT_FILE_PATTERNS)
+    if not path.is_file():
+        return False
+    return path.name in remote_code_file_names() or any(
+        fnmatch.fnmatchcase(path.name, pattern) for pattern in OUTPUT_FILE_PATTERNS
+    )
 
 
 def _check_replaceable(output_dir: Path) -> None:

@@ -11,6 +11,7 @@ native one and every native weight must be filled; otherwise nothing is written.
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import torch
 from transformers import GenerationConfig
 
 from ..configuration_groma import GromaConfig
+from ..hub import push_folder_to_hub
+from ..model_card import write_model_card
 from ..modeling import GromaForConditionalGeneration, GromaForRegionProposal
 from ..processing import CHAT_TEMPLATE, GromaImageProcessor, GromaProcessor, load_original_tokenizer
 from .checkpoint_io import (
@@ -33,7 +36,6 @@ from .checkpoint_io import (
 from .config_conversion import convert_config, detect_checkpoint_kind
 from .groundinggpt import convert_groundinggpt_checkpoint, is_groundinggpt_checkpoint
 from .key_mapping import convert_state_dict
-from .model_card import write_model_card
 
 
 def infer_region_sizes(state_dict: dict[str, torch.Tensor]) -> dict[str, int]:
@@ -113,6 +115,9 @@ def convert_checkpoint(
     max_shard_size: str = "5GB",
     overwrite: bool = False,
     vision_tower: str | Path | None = None,
+    repo_id: str | None = None,
+    eval_results: Sequence[dict] = (),
+    push_to_hub: bool = False,
 ) -> Path:
     """Convert `input_dir` (an original checkpoint folder) into `output_dir`; see the module docstring.
 
@@ -126,12 +131,53 @@ def convert_checkpoint(
         image_size: side of the square images the processor resizes to (448 for the released models).
         overrides: native config fields the original hard-codes in code (e.g. `{"region_fuse_groups": 8}`).
         legacy_tokenizer: overrides the `legacy` flag read from the original tokenizer_config.json.
+        repo_id: the Hub repository the folder is meant for: the model card's usage snippet loads it (by default
+            the output folder's name).
+        eval_results: evaluation results for the model card's `model-index` (`huggingface_hub.EvalResult` keyword
+            arguments, e.g. from `groma-convert --eval_results results.json`).
+        push_to_hub: upload the finished folder to `repo_id` with [`~transformers_groma.hub.push_folder_to_hub`].
     """
+    if push_to_hub and not repo_id:
+        raise ValueError("`push_to_hub` needs the `repo_id` to upload to.")
+    source = str(input_dir)
     input_dir, output_dir = resolve_input_dir(input_dir), Path(output_dir)
+    card = {"source": source, "repo_id": repo_id or output_dir.name, "eval_results": eval_results}
     if is_groundinggpt_checkpoint(read_original_config(input_dir)):
-        return convert_groundinggpt_checkpoint(
-            input_dir, output_dir, vision_tower, dtype, overrides, max_shard_size, overwrite
+        convert_groundinggpt_checkpoint(
+            input_dir, output_dir, vision_tower, dtype, overrides, max_shard_size, overwrite, card_kwargs=card
         )
+    else:
+        _convert_groma_checkpoint(
+            input_dir,
+            output_dir,
+            dtype,
+            image_size,
+            overrides,
+            legacy_tokenizer,
+            max_shard_size,
+            overwrite,
+            vision_tower,
+            card,
+        )
+    if push_to_hub:
+        commit = push_folder_to_hub(output_dir, repo_id)
+        print(f"Uploaded {output_dir} to {commit.commit_url}.")
+    return output_dir
+
+
+def _convert_groma_checkpoint(
+    input_dir: Path,
+    output_dir: Path,
+    dtype: str,
+    image_size: int,
+    overrides: dict[str, Any] | None,
+    legacy_tokenizer: bool | None,
+    max_shard_size: str,
+    overwrite: bool,
+    vision_tower: str | Path | None,
+    card: dict[str, Any],
+) -> None:
+    """The Groma and Groma-detector half of [`convert_checkpoint`]; `card` goes to `write_model_card`."""
     if vision_tower is not None:
         raise ValueError("--vision_tower is only used for GroundingGPT checkpoints (model_type 'LEGO').")
     check_output_options(input_dir, output_dir, overwrite, dtype)
@@ -150,12 +196,14 @@ def convert_checkpoint(
         if kind == "groma":
             build_generation_config(input_dir, model.config).save_pretrained(staging)
         num_tensors = verify_saved_weights(staging, model)
-        write_model_card(staging, model, source=input_dir, num_original_tensors=len(original_state_dict))
+        details = (
+            f"All {len(original_state_dict)} original tensors were mapped and the reloaded weights checked equal."
+        )
+        write_model_card(staging, model.config, "converted", details=details, **card)
     print(
         f"Converted {input_dir} ({kind}): {len(original_state_dict)} original tensors -> {num_tensors} native "
         f"tensors, all keys mapped, reloaded weights identical. Saved {type(model).__name__} to {output_dir}."
     )
-    return output_dir
 
 
 def _parse_override(text: str) -> tuple[str, Any]:
@@ -206,6 +254,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--max_shard_size", default="5GB", help="Largest safetensors shard.")
     parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty --output_dir.")
+    parser.add_argument(
+        "--push_to_hub",
+        metavar="REPO",
+        default=None,
+        help="Upload the finished folder (weights, processor, chat template, generation config, code, card) to "
+        "this Hub repository; its model card then loads REPO.",
+    )
+    parser.add_argument(
+        "--eval_results",
+        type=Path,
+        default=None,
+        help="JSON list of evaluation results for the model card's model-index (keyword arguments of "
+        "huggingface_hub.EvalResult: task_type, dataset_type, dataset_name, metric_type, metric_value, ...).",
+    )
     args = parser.parse_args(argv)
     convert_checkpoint(
         args.input_dir,
@@ -217,6 +279,9 @@ def main(argv: list[str] | None = None) -> None:
         max_shard_size=args.max_shard_size,
         overwrite=args.overwrite,
         vision_tower=args.vision_tower,
+        repo_id=args.push_to_hub,
+        eval_results=json.loads(args.eval_results.read_text()) if args.eval_results else (),
+        push_to_hub=args.push_to_hub is not None,
     )
 
 

@@ -24,6 +24,7 @@ from huggingface_hub.errors import StrictDataclassError
 from transformers import CLIPVisionModel, GenerationConfig
 
 from ..configuration_groundinggpt import GROUNDINGGPT_TOKENS, TOKEN_ID_FIELDS, GroundingGPTConfig
+from ..model_card import write_model_card
 from ..modeling.groundinggpt import GroundingGPTForConditionalGeneration
 from ..processing.groundinggpt import (
     CHAT_TEMPLATE,
@@ -34,7 +35,6 @@ from ..processing.groundinggpt import (
     GroundingGPTVideoProcessor,
     load_original_groundinggpt_tokenizer,
 )
-from ..version import __version__
 from .checkpoint_io import (
     cast_weights,
     check_output_options,
@@ -303,57 +303,6 @@ def build_generation_config(input_dir: Path, config: GroundingGPTConfig, tokeniz
     )
 
 
-MODEL_CARD = """---
-library_name: transformers
-pipeline_tag: image-text-to-text
-license: apache-2.0
-base_model:
-- zwli/GroundingGPT
-- openai/clip-vit-large-patch14-336
-tags:
-- groundinggpt
-- grounding
-- visual-grounding
-- video-temporal-grounding
-- audio
-- transformers-groma
----
-
-# GroundingGPT ({model_class})
-
-GroundingGPT ([arXiv 2401.06071](https://arxiv.org/abs/2401.06071)) converted to the native transformers-groma
-format (transformers-groma {version}) from the original checkpoint `{source}` ({num_original} tensors, of which
-{num_dropped} unused ImageBind / buffer tensors were dropped) and the CLIP tower `{vision_tower}`. Every kept key was
-mapped and the reloaded weights were checked equal to the converted ones.
-
-## Use
-
-```python
-import transformers_groma  # registers GroundingGPT with the Auto classes
-from transformers import AutoModelForImageTextToText, AutoProcessor
-
-model = AutoModelForImageTextToText.from_pretrained("PATH")
-processor = AutoProcessor.from_pretrained("PATH")
-messages = [{{"role": "user", "content": [{{"type": "image"}}, {{"type": "text", "text": "Where is the dog?"}}]}}]
-prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-inputs = processor(images=image, text=prompt, return_tensors="pt")
-out = model.generate(**inputs, max_new_tokens=64)
-result = processor.post_process_grounding(
-    out[:, inputs["input_ids"].shape[1]:], image_sizes=inputs["image_sizes"].tolist()
-)
-```
-
-Videos go in `videos=` (`<video>` placeholder), audio in `audio=` (`<sound>`). Boxes are written
-`[x1, y1, x2, y2]` on the padded square image and time spans `{{t1, t2}}` as fractions of the video;
-`post_process_grounding` returns pixels and seconds. See `docs/groundinggpt.md` of transformers-groma.
-
-## Citation
-
-GroundingGPT: Language Enhanced Multi-modal Grounding Model, Li et al., ACL 2024,
-[arXiv 2401.06071](https://arxiv.org/abs/2401.06071).
-"""
-
-
 def resolve_vision_tower(vision_tower: str | Path | None, original_config: dict[str, Any]) -> Path:
     """The CLIP folder: `vision_tower`, else the original's `mm_vision_tower`; a Hub id is downloaded."""
     name = vision_tower or original_config.get("mm_vision_tower")
@@ -381,6 +330,7 @@ def convert_groundinggpt_checkpoint(
     overrides: dict[str, Any] | None = None,
     max_shard_size: str = "5GB",
     overwrite: bool = False,
+    card_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Convert the original checkpoint folder `input_dir` into `output_dir`; see the module docstring.
 
@@ -392,6 +342,8 @@ def convert_groundinggpt_checkpoint(
         overrides: Native config fields to set on top of the inferred ones (see [`convert_config`]).
         max_shard_size: Largest safetensors shard.
         overwrite: Replace a non-empty `output_dir`.
+        card_kwargs: Passed to [`~transformers_groma.model_card.write_model_card`] (`source`, `repo_id`,
+            `eval_results`).
     """
     input_dir, output_dir = resolve_input_dir(input_dir), Path(output_dir)
     check_output_options(input_dir, output_dir, overwrite, dtype)
@@ -414,16 +366,13 @@ def convert_groundinggpt_checkpoint(
         processor.save_pretrained(staging)
         build_generation_config(input_dir, config, tokenizer).save_pretrained(staging)
         num_tensors = verify_saved_weights(staging, model)
-        (staging / "README.md").write_text(
-            MODEL_CARD.format(
-                model_class=type(model).__name__,
-                version=__version__,
-                source=input_dir.name,
-                num_original=len(original_state_dict),
-                num_dropped=num_dropped,
-                vision_tower=vision_tower.name,
-            )
+        details = (
+            f"{len(original_state_dict)} original tensors, of which {num_dropped} unused ImageBind / buffer tensors "
+            f"were dropped, and the CLIP tower `{vision_tower.name}`; every kept key was mapped and the reloaded "
+            "weights were checked equal."
         )
+        card_kwargs = {"source": input_dir, **(card_kwargs or {})}
+        write_model_card(staging, model.config, "converted", details=details, **card_kwargs)
     print(
         f"Converted {input_dir} (GroundingGPT): {len(original_state_dict)} original tensors + CLIP -> {num_tensors} "
         f"native tensors, all keys mapped, reloaded weights identical. Saved to {output_dir}."

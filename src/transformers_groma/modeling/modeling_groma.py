@@ -22,6 +22,7 @@ from transformers.utils import logging
 from transformers.utils.generic import can_return_tuple
 
 from ..configuration_groma import GromaConfig
+from ..saving import RemoteCodeSavingMixin
 from .cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
 from .generation import MultimodalGenerationMixin
 from .loss import detection_loss
@@ -55,7 +56,9 @@ logger = logging.get_logger(__name__)
 VISION_PATH_MODULES = ("vision_tower", "region_proposer", "region_encoder")
 
 
-class GromaPreTrainedModel(InitializeContainerModulesMixin, CheckedLoadingMixin, PreTrainedModel):
+class GromaPreTrainedModel(
+    InitializeContainerModulesMixin, RemoteCodeSavingMixin, CheckedLoadingMixin, PreTrainedModel
+):
     """Shared settings of the Groma models: weight init, attention backends, vision tower construction, saving."""
 
     config: GromaConfig
@@ -92,9 +95,12 @@ class GromaPreTrainedModel(InitializeContainerModulesMixin, CheckedLoadingMixin,
     def _keep_vision_path_fp32(self):
         """With `config.keep_vision_path_fp32`, `from_pretrained(..., dtype=float16/bfloat16)` loads the vision path
         in float32 (transformers' `_keep_in_fp32_modules_strict`), and so does `from_config(..., dtype=...)`, which
-        builds the model under that default dtype. Call before `post_init`."""
+        builds the model under that default dtype; bitsandbytes quantization leaves it unquantized (its quantizers
+        skip `_keep_in_fp32_modules`). Call before `post_init`."""
         if self.config.keep_vision_path_fp32:
             self._keep_in_fp32_modules_strict = [name for name in VISION_PATH_MODULES if hasattr(self, name)]
+            # The quantizers match these patterns from the start of a module's name, at any depth here.
+            self._keep_in_fp32_modules = [rf"(?:.*\.)?{name}" for name in self._keep_in_fp32_modules_strict]
             if torch.get_default_dtype() in (torch.float16, torch.bfloat16):
                 for name in self._keep_in_fp32_modules_strict:
                     getattr(self, name).float()

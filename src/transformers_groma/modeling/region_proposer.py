@@ -255,7 +255,9 @@ class GromaRegionProposer(GromaRegionProposerPreTrainedModel):
     def query_content(self, query_position: torch.Tensor, init_reference: torch.Tensor) -> torch.Tensor:
         """Content queries: the learned table (legacy Groma) or the second half of the proposal embedding."""
         if self.config.legacy_learned_query_content:
-            return self.query_embeddings.weight[None].expand(init_reference.shape[0], -1, -1)
+            # Called as a module (not `.weight`) so that an offloading hook loads the table first.
+            rows = torch.arange(self.query_embeddings.num_embeddings, device=init_reference.device)
+            return self.query_embeddings(rows)[None].expand(init_reference.shape[0], -1, -1)
         return query_position[..., self.config.d_model :]
 
     def decode(

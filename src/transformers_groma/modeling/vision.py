@@ -7,6 +7,8 @@ from torch import nn
 from transformers.activations import ACT2FN
 from transformers.models.dinov2.modeling_dinov2 import Dinov2Embeddings
 
+from .dtypes import compute_dtype
+
 
 class GromaLegacyDinov2Embeddings(Dinov2Embeddings):
     """DINOv2 embeddings whose position table is resized as transformers 4.32 did.
@@ -73,4 +75,4 @@ class GromaMultiModalProjector(nn.Module):
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
         """(..., 4C) merged patches, in any dtype (the vision path may run in float32) -> (..., D) in the bridge's."""
-        return self.linear_2(self.act(self.linear_1(image_features.to(self.linear_1.weight.dtype))))
+        return self.linear_2(self.act(self.linear_1(image_features.to(compute_dtype(self.linear_1)))))

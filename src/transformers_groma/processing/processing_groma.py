@@ -13,6 +13,7 @@ from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, Unpa
 from transformers.tokenization_utils_base import TextInput
 
 from ..folder_checks import CheckedProcessorLoadingMixin
+from ..saving import RemoteCodeSavingMixin
 from ..tokens import IMAGE_TOKEN, REFER_BOX_TOKEN, REGION_TOKEN
 from .grounding import (
     BoxesInput,
@@ -36,7 +37,7 @@ class GroundedGeneration(TypedDict):
     entities: list[GroundedEntity]
 
 
-class GromaProcessor(CheckedProcessorLoadingMixin, ProcessorMixin):
+class GromaProcessor(RemoteCodeSavingMixin, CheckedProcessorLoadingMixin, ProcessorMixin):
     r"""Constructs a Groma processor from a [`GromaImageProcessor`] and a Llama tokenizer holding Groma's tokens.
 
     Every prompt holds exactly one `<image>` and one `<region>` placeholder (the chat template writes them in the fixed

@@ -79,7 +79,20 @@ class GromaDetectionTrainingArguments(GromaTrainingArguments):
 
 
 @dataclass
-class ModelArguments:
+class LoraArguments:
+    """LoRA on the LLM (`--lora_r` > 0): adapters on the projections `lora_target_modules` matches, the modules
+    connecting the vision side to the LLM train in full, everything else is frozen (QLoRA: load the base in 4-bit)."""
+
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank on the LLM projections; 0 disables LoRA."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: str = field(
+        default=LORA_TARGET_MODULES, metadata={"help": "Regex of the LLM modules that get LoRA adapters."}
+    )
+
+
+@dataclass
+class ModelArguments(LoraArguments):
     """Which model the vision-language stages start from, and what of it trains."""
 
     stage: str = field(
@@ -129,9 +142,6 @@ class ModelArguments:
             "boxes (and --init_from_tiny turns the proposer's quirks Q3-Q5 off too)."
         },
     )
-    lora_r: int = field(default=0, metadata={"help": "LoRA rank on the LLM projections; 0 disables LoRA."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
     merge_lora: bool = field(
         default=True,
         metadata={
@@ -139,9 +149,6 @@ class ModelArguments:
             "`from_pretrained` and `groma predict --model`. `false` saves the adapter folder instead (load it with "
             "`PeftModel.from_pretrained(base_model, output_dir)`)."
         },
-    )
-    lora_target_modules: str = field(
-        default=LORA_TARGET_MODULES, metadata={"help": "Regex of the LLM modules that get LoRA adapters."}
     )
 
     def __post_init__(self):

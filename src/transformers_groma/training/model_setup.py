@@ -13,6 +13,7 @@ leaves those rows bit-identical.
 """
 
 import os
+from collections.abc import Sequence
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
@@ -32,7 +33,7 @@ from ..tokens import (
     REGION_INDEX_TOKENS,
     REGION_TOKEN,
 )
-from .arguments import DetectionModelArguments, ModelArguments
+from .arguments import DetectionModelArguments, LoraArguments, ModelArguments
 
 
 logger = logging.get_logger(__name__)
@@ -216,19 +217,22 @@ def _zero_rows_below(first_trained_row: int):
     return hook
 
 
-def apply_lora(model: GromaForConditionalGeneration, args: ModelArguments) -> PeftModel:
+def apply_lora(
+    model: PreTrainedModel, args: LoraArguments, modules_to_save: Sequence[str] = LORA_MODULES_TO_SAVE
+) -> PeftModel:
     """Wrap the model with LoRA adapters on the LLM projections matched by `args.lora_target_modules`.
 
-    The bridge and the region encoder train in full and are saved with the adapter; everything else (embeddings, LM
-    head, vision side) is frozen. `groma-train` merges the adapters into the saved model unless `--merge_lora false`
-    (then load the adapter folder with `PeftModel.from_pretrained(base_model, output_dir)`).
+    `modules_to_save` (by default Groma's bridge and region encoder) train in full and are saved with the adapter;
+    everything else (embeddings, LM head, vision side) is frozen. `groma-train` merges the adapters into the saved
+    model unless `--merge_lora false` (then load the adapter folder with
+    `PeftModel.from_pretrained(base_model, output_dir)`).
     """
     config = LoraConfig(
         r=args.lora_r,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
         target_modules=args.lora_target_modules,
-        modules_to_save=LORA_MODULES_TO_SAVE,
+        modules_to_save=list(modules_to_save),
     )
     return get_peft_model(model, config)
 

@@ -76,7 +76,6 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     return train_and_save(
         trainer,
         finetuned_from=model_args.model_name_or_path or model_args.vision_model_name_or_path,
-        task="object-detection",
     )
 
 

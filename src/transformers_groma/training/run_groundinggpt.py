@@ -8,6 +8,7 @@ groma-train-groundinggpt --model_name_or_path groundinggpt-7b-hf --data_path ref
 python examples/groundinggpt/make_toy_data.py toy-gg  # then, offline with a tiny random model:
 groma-train-groundinggpt --init_from_tiny --data_path toy-gg/train.json --image_folder toy-gg/images \
     --video_folder toy-gg/videos --sound_folder toy-gg/sounds --output_dir runs/toy-gg --use_cpu true
+groma-train-groundinggpt ... --lora_r 16   # LoRA on the LLM; the projections to the LLM train in full
 ```
 """
 
@@ -25,11 +26,9 @@ from .groundinggpt import (
     build_groundinggpt_model,
     configure_groundinggpt_trainable,
 )
-from .model_setup import log_trainable_parameters
+from .groundinggpt.model_setup import LORA_MODULES_TO_SAVE
+from .model_setup import apply_lora, log_trainable_parameters
 from .trainer import GromaTrainer, end_distributed_run, setup_logging, train_and_save
-
-
-MODEL_CARD_TAGS = ["groundinggpt", "grounding", "visual-grounding", "temporal-grounding", "transformers-groma"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
 
     model, processor = build_groundinggpt_model(model_args, data_args.model_max_length)
     configure_groundinggpt_trainable(model)
+    if model_args.lora_r:
+        model = apply_lora(model, model_args, LORA_MODULES_TO_SAVE)
     log_trainable_parameters(model)
 
     build_mixture = partial(
@@ -63,9 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         data_collator=GroundingGPTDataCollator(processor.tokenizer.pad_token_id),
         processing_class=processor,
     )
-    train_and_save(
-        trainer, finetuned_from=model_args.model_name_or_path, task="image-text-to-text", tags=MODEL_CARD_TAGS
-    )
+    train_and_save(trainer, finetuned_from=model_args.model_name_or_path)
     end_distributed_run()
 
 

@@ -97,7 +97,6 @@ def run(argv: list[str] | None = None) -> dict[str, float]:
     return train_and_save(
         trainer,
         finetuned_from=model_args.model_name_or_path or model_args.llm_path,
-        task="image-text-to-text",
         merge_adapters=bool(model_args.lora_r) and model_args.merge_lora,
     )
 

@@ -9,6 +9,7 @@ import sys
 import datasets
 import torch
 import transformers
+from peft import PeftModel
 from pycocotools.coco import COCO
 from torch.utils.data import Dataset, Sampler
 from transformers import Trainer
@@ -17,14 +18,13 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 from ..evaluation.detection import coco_box_metrics, proposals_to_detections
+from ..model_card import write_model_card
 from .arguments import GromaTrainingArguments
 from .mixture import MixtureDataset
 from .sampler import SourceGroupedSampler
 
 
 logger = logging.get_logger(__name__)
-
-MODEL_CARD_TAGS = ["groma", "grounding", "visual-grounding", "transformers-groma"]
 
 
 class GromaTrainer(Trainer):
@@ -213,21 +213,30 @@ def end_distributed_run() -> None:
         torch.distributed.destroy_process_group()
 
 
-def train_and_save(
-    trainer: Trainer,
-    finetuned_from: str | None,
-    task: str,
-    tags: list[str] = MODEL_CARD_TAGS,
-    merge_adapters: bool = False,
-) -> dict[str, float]:
+def write_training_card(trainer: Trainer, finetuned_from: str | None) -> None:
+    """Write the model card of a finished run into `output_dir`: trained weights, or a LoRA adapter when the model is
+    a PEFT model (its base model's config describes it)."""
+    model = trainer.model
+    is_adapter = isinstance(model, PeftModel)
+    config = model.get_base_model().config if is_adapter else model.config
+    sources = getattr(trainer.train_dataset, "source_names", None)
+    write_model_card(
+        trainer.args.output_dir,
+        config,
+        "adapter" if is_adapter else "trained",
+        source=finetuned_from,
+        repo_id=trainer.args.hub_model_id or os.path.basename(os.path.normpath(trainer.args.output_dir)),
+        details=f"Training data: {', '.join(sources)}." if sources else "",
+    )
+
+
+def train_and_save(trainer: Trainer, finetuned_from: str | None, merge_adapters: bool = False) -> dict[str, float]:
     """Train (resuming when possible); save the model, its processor, the trainer state and a model card; then
     evaluate when the trainer has an evaluation set.
 
     Args:
         trainer: The configured trainer; its `processing_class` is saved with the model and every checkpoint.
-        finetuned_from: The model training started from, for the model card.
-        task: Task identifier of the model card (e.g. `"image-text-to-text"`).
-        tags: Tags of the model card.
+        finetuned_from: The model training started from (a Hub id or a folder), for the model card.
         merge_adapters: The model is a `PeftModel`: merge its adapters into the base weights before saving, so the
             output folder holds the whole model.
 
@@ -242,13 +251,8 @@ def train_and_save(
     trainer.save_state()
     trainer.log_metrics("train", result.metrics)
     trainer.save_metrics("train", result.metrics)
-    trainer.create_model_card(
-        model_name=os.path.basename(os.path.normpath(trainer.args.output_dir)),
-        finetuned_from=finetuned_from,
-        tasks=task,
-        tags=tags,
-        dataset=getattr(trainer.train_dataset, "source_names", None),
-    )
+    if trainer.args.should_save:
+        write_training_card(trainer, finetuned_from)
     metrics = dict(result.metrics)
     if trainer.eval_dataset is not None:
         eval_metrics = trainer.evaluate()

@@ -8,6 +8,7 @@ from torch import nn
 from transformers import Blip2QFormerModel
 
 from ...configuration_groundinggpt import GroundingGPTConfig, GroundingGPTImageBindAudioConfig
+from ..dtypes import compute_dtype
 from .outputs import GroundingGPTAudioFeaturesOutput, GroundingGPTImageBindAudioOutput
 
 
@@ -113,10 +114,10 @@ class GroundingGPTAudioEncoder(nn.Module):
         num_audios, num_clips = input_features.shape[:2]
         imagebind_output = self.audio_tower(input_features.flatten(0, 1))
         clip_embeds = imagebind_output.audio_embeds.view(num_audios, num_clips, -1)
-        clip_embeds = clip_embeds + self.clip_position_embedding.weight[:num_clips]
+        clip_embeds = clip_embeds + self.clip_position_embedding(torch.arange(num_clips, device=clip_embeds.device))
         queries = self.query_tokens.expand(num_audios, -1, -1)
         qformer_hidden_states = self.qformer(query_embeds=queries, encoder_hidden_states=clip_embeds).last_hidden_state
-        audio_embeds = self.projection(qformer_hidden_states.to(self.projection.weight.dtype))
+        audio_embeds = self.projection(qformer_hidden_states.to(compute_dtype(self.projection)))
         return GroundingGPTAudioFeaturesOutput(
             pooler_output=audio_embeds,
             last_hidden_state=qformer_hidden_states,

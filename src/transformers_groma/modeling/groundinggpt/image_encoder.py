@@ -6,6 +6,7 @@ from transformers import CLIPVisionModel
 from transformers.activations import ACT2FN
 
 from ...configuration_groundinggpt import GroundingGPTConfig
+from ..dtypes import compute_dtype
 from .outputs import GroundingGPTImageFeaturesOutput
 
 
@@ -53,7 +54,7 @@ class GroundingGPTImageEncoder(nn.Module):
         if output_hidden_states is None:
             output_hidden_states = self.vision_tower.config.output_hidden_states
         return GroundingGPTImageFeaturesOutput(
-            pooler_output=self.projector(vision_features.to(self.projector.linear_1.weight.dtype)),
+            pooler_output=self.projector(vision_features.to(compute_dtype(self.projector))),
             last_hidden_state=outputs.last_hidden_state,
             hidden_states=outputs.hidden_states if output_hidden_states else None,
             attentions=outputs.attentions,

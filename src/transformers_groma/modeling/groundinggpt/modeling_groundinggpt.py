@@ -18,6 +18,7 @@ from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils.generic import can_return_tuple
 
 from ...configuration_groundinggpt import GroundingGPTConfig
+from ...saving import RemoteCodeSavingMixin
 from ..cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
 from ..generation import MultimodalGenerationMixin
 from ..validation import CheckedLoadingMixin, check_labels
@@ -35,7 +36,7 @@ from .validation import check_groundinggpt_inputs
 from .video_encoder import GroundingGPTVideoEncoder
 
 
-class GroundingGPTPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
+class GroundingGPTPreTrainedModel(RemoteCodeSavingMixin, CheckedLoadingMixin, PreTrainedModel):
     """Base class of the GroundingGPT models: config class, weight initialisation (the learned query tokens and the
     ImageBind CLS / position embeddings included) and the attention backends they support."""
 
@@ -44,6 +45,9 @@ class GroundingGPTPreTrainedModel(CheckedLoadingMixin, PreTrainedModel):
     input_modalities = ("image", "video", "audio", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["GroundingGPTImageBindBlock"]
+    # The media encoders (projections included) stay in float32 under float16 and unquantized under bitsandbytes.
+    # (The quantizers match these patterns from the start of a module's name, at any depth here.)
+    _keep_in_fp32_modules = [rf"(?:.*\.)?{name}" for name in ("image_encoder", "video_encoder", "audio_encoder")]
     _skip_keys_device_placement = [CACHE_KWARG]
     _supports_sdpa = True
     _supports_flash_attn = True

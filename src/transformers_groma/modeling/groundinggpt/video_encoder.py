@@ -6,6 +6,7 @@ from torch import nn
 from transformers import Blip2QFormerModel, Blip2VisionModel
 
 from ...configuration_groundinggpt import GroundingGPTConfig
+from ..dtypes import compute_dtype
 from .outputs import GroundingGPTVideoFeaturesOutput
 
 
@@ -62,7 +63,8 @@ class GroundingGPTVideoEncoder(nn.Module):
 
         per_frame = frame_states.new_zeros(num_videos, num_frames, *frame_states.shape[1:])
         per_frame[frame_mask] = frame_states
-        per_frame = per_frame + self.frame_position_embedding.weight[:num_frames, None].to(per_frame.dtype)
+        frame_positions = self.frame_position_embedding(torch.arange(num_frames, device=per_frame.device))
+        per_frame = per_frame + frame_positions[:, None].to(per_frame.dtype)
         frame_query_embeds = per_frame.flatten(1, 2)
         frame_attention_mask = frame_mask.repeat_interleave(frame_states.shape[1], dim=1)
         queries = self.video_query_tokens.expand(num_videos, -1, -1)
@@ -72,7 +74,7 @@ class GroundingGPTVideoEncoder(nn.Module):
             encoder_attention_mask=None if frame_attention_mask.all() else frame_attention_mask.long(),
         ).last_hidden_state
         return GroundingGPTVideoFeaturesOutput(
-            pooler_output=self.projection(temporal_hidden_states.to(self.projection.weight.dtype)),
+            pooler_output=self.projection(temporal_hidden_states.to(compute_dtype(self.projection))),
             last_hidden_state=temporal_hidden_states,
             frame_query_embeds=frame_query_embeds,
             frame_attention_mask=frame_attention_mask,

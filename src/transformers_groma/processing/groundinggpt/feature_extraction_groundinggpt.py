@@ -10,6 +10,7 @@ from transformers.feature_extraction_sequence_utils import SequenceFeatureExtrac
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import TensorType
 
+from ...saving import RemoteCodeSavingMixin
 from .audio_io import check_sampling_rate, clip_sample_ranges, load_audio_file, resample
 
 
@@ -24,7 +25,7 @@ class GroundingGPTAudioKwargs(TypedDict, total=False):
     return_tensors: str | TensorType | None
 
 
-class GroundingGPTFeatureExtractor(SequenceFeatureExtractor):
+class GroundingGPTFeatureExtractor(RemoteCodeSavingMixin, SequenceFeatureExtractor):
     r"""Turns audio files or waveforms into the `(num_clips, 1, num_mel_bins, target_length)` log-mel clips of
     GroundingGPT's ImageBind audio branch.
 

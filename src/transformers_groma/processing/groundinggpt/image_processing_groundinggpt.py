@@ -4,10 +4,11 @@ import numpy as np
 from transformers.image_processing_utils import BatchFeature
 from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
+from ...saving import RemoteCodeSavingMixin
 from ..image_inputs import CheckedImagesMixin
 
 
-class GroundingGPTImageProcessor(CheckedImagesMixin, LlavaImageProcessorPil):
+class GroundingGPTImageProcessor(RemoteCodeSavingMixin, CheckedImagesMixin, LlavaImageProcessorPil):
     r"""Constructs a GroundingGPT image processor.
 
     Every image is converted to RGB, padded to a square (side = its longer edge, the image centred along the shorter

@@ -18,6 +18,7 @@ from transformers.video_utils import VideoInput, is_valid_video, make_batched_vi
 
 from ...configuration_groundinggpt import GROUNDINGGPT_TOKENS
 from ...folder_checks import CheckedProcessorLoadingMixin
+from ...saving import RemoteCodeSavingMixin
 from ..grounding import _check_image_size
 from ..image_inputs import flat_list_of_images
 from ..tokenization import generated_id_lists
@@ -63,7 +64,7 @@ def _check_duration(duration: float, argument_name: str) -> float | None:
     return float(duration)
 
 
-class GroundingGPTProcessor(CheckedProcessorLoadingMixin, ProcessorMixin):
+class GroundingGPTProcessor(RemoteCodeSavingMixin, CheckedProcessorLoadingMixin, ProcessorMixin):
     r"""Constructs a GroundingGPT processor from an image processor, a video processor, an audio feature extractor
     and the Vicuna tokenizer with the 9 GroundingGPT tokens.
 

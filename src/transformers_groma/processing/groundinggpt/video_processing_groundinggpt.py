@@ -12,6 +12,8 @@ from transformers.utils import TensorType
 from transformers.video_processing_utils import BaseVideoProcessor
 from transformers.video_utils import VideoMetadata, load_video
 
+from ...saving import RemoteCodeSavingMixin
+
 
 class GroundingGPTVideosKwargs(VideosKwargs, total=False):
     """Extra call arguments of [`GroundingGPTVideoProcessor`].
@@ -37,7 +39,10 @@ def sample_frame_indices(num_frames: int, max_frames: int) -> np.ndarray:
 def _count_frames(path: str, decode: bool = False) -> int:
     """Frames of the first video stream of `path`, counted from its packets (demuxing only) or, with `decode`, by
     decoding them all (exact, slower)."""
-    import av
+    try:  # optional dependency (the `video` extra)
+        import av
+    except ImportError as error:
+        raise ImportError("Reading video files needs PyAV: pip install 'transformers-groma[video]'.") from error
 
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -83,7 +88,7 @@ def decode_video(path: str | os.PathLike, sample_indices_fn) -> tuple[np.ndarray
     return frames, metadata
 
 
-class GroundingGPTVideoProcessor(BaseVideoProcessor):
+class GroundingGPTVideoProcessor(RemoteCodeSavingMixin, BaseVideoProcessor):
     r"""Constructs a GroundingGPT video processor.
 
     Per video: sample at most `num_frames` frames with the original's index rule ([`sample_frame_indices`]),

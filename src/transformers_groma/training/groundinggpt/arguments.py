@@ -3,7 +3,7 @@
 
 from dataclasses import dataclass, field
 
-from ..arguments import GromaTrainingArguments
+from ..arguments import GromaTrainingArguments, LoraArguments
 
 
 @dataclass
@@ -21,8 +21,8 @@ class GroundingGPTTrainingArguments(GromaTrainingArguments):
 
 
 @dataclass
-class GroundingGPTModelArguments:
-    """Which GroundingGPT the instruction stage starts from."""
+class GroundingGPTModelArguments(LoraArguments):
+    """Which GroundingGPT the instruction stage starts from, and optionally LoRA on its LLM (`--lora_r`)."""
 
     model_name_or_path: str | None = field(
         default=None,

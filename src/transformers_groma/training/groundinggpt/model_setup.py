@@ -23,6 +23,9 @@ FROZEN_MODULES = (
     "model.audio_encoder.audio_tower",
 )
 FROZEN_PARAMETERS = ("model.video_encoder.frame_query_tokens",)
+# With LoRA (`--lora_r`): the projections from each branch to the LLM train in full beside the adapters; the rest
+# (the branches' Q-Formers and position embeddings, the embeddings and the LM head) is frozen.
+LORA_MODULES_TO_SAVE = ("image_encoder.projector", "video_encoder.projection", "audio_encoder.projection")
 
 
 def build_groundinggpt_model(
@@ -73,4 +76,4 @@ def configure_groundinggpt_trainable(model: GroundingGPTForConditionalGeneration
         model.get_parameter(name).requires_grad_(False)
 
 
-__all__ = ["build_groundinggpt_model", "configure_groundinggpt_trainable"]
+__all__ = ["LORA_MODULES_TO_SAVE", "build_groundinggpt_model", "configure_groundinggpt_trainable"]
