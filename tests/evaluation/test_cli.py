@@ -60,7 +60,7 @@ def test_groundinggpt_rec_end_to_end(tmp_path, benchmarks):
 
 def measured_rec(model_dir, benchmarks, seed=0):
     """REC accuracy of a model measured one sample at a time with the plain model API (not the evaluation code)."""
-    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32).eval()
     processor = AutoProcessor.from_pretrained(model_dir)
     data = json.loads(benchmarks["rec"].read_text())
     first_region = model.config.region_index_token_id

@@ -13,8 +13,6 @@ from typing import TypedDict
 import torch
 from PIL import Image
 
-from ..cli import chat_prompt as groma_chat_prompt
-from ..cli_groundinggpt import chat_prompt as groundinggpt_chat_prompt
 from ..modeling import GromaForRegionProposal
 from ..processing import GroundedEntity, normalized_cxcywh_to_pixel_xyxy
 from ..processing.groundinggpt import SEPARATOR
@@ -101,8 +99,12 @@ class GromaPredictor:
         self.end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
 
     def __call__(self, queries: Sequence[Query]) -> list[Answer]:
+        # The CLI's prompt builder; imported here because the CLI imports the synthetic world, which imports training,
+        # which imports this package.
+        from ..cli import chat_prompt
+
         images = [load_image(query.image) for query in queries]
-        prompts = [groma_chat_prompt(self.processor, query.text, len(query.boxes)) for query in queries]
+        prompts = [chat_prompt(self.processor, query.text, len(query.boxes)) for query in queries]
         inputs = self.processor(
             images=images, text=prompts, boxes=[query.boxes for query in queries], return_tensors="pt"
         ).to(self.model.device)
@@ -140,11 +142,13 @@ class GroundingGPTPredictor:
         self.model, self.processor = model, processor
 
     def __call__(self, queries: Sequence[Query]) -> list[Answer]:
+        from ..cli_groundinggpt import chat_prompt  # imported here for the reason given in `GromaPredictor`
+
         if any(query.boxes for query in queries):
             raise ValueError("GroundingGPT reads boxes written in the text; a query cannot pass `boxes`.")
         images = [load_image(query.image) for query in queries]
         prompts = [
-            groundinggpt_chat_prompt(self.processor, {"image": query.image, "video": None, "audio": None}, query.text)
+            chat_prompt(self.processor, {"image": query.image, "video": None, "audio": None}, query.text)
             for query in queries
         ]
         inputs = self.processor(text=prompts, images=images, return_tensors="pt")
