@@ -8,6 +8,7 @@ from torch import nn
 from torchvision.ops import box_convert, roi_align
 
 from ..configuration_groma import GromaConfig
+from .dtypes import compute_dtype
 
 
 class GromaFuseBlock(nn.Module):
@@ -156,7 +157,7 @@ class GromaRegionEncoder(nn.Module):
         )
         region_features = self.flatten_proj(nn.functional.relu(pooled).flatten(1))
         with torch.autocast(boxes.device.type, enabled=False):  # box coordinates stay in the weights' dtype
-            box_features = self.box_embedding(boxes.to(self.box_embedding[0].weight.dtype))
+            box_features = self.box_embedding(boxes.to(compute_dtype(self.box_embedding)))
         region_features = region_features + box_features.to(region_features.dtype)
         return list(self.output_proj(region_features).split([len(b) for b in region_boxes]))
 

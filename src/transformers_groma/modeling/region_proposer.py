@@ -24,6 +24,7 @@ from transformers.models.deformable_detr.modeling_deformable_detr import (
 )
 
 from ..configuration_groma import GromaRegionProposerConfig
+from .dtypes import compute_dtype
 from .outputs import GromaRegionProposerOutput
 
 
@@ -59,7 +60,7 @@ def head_outside_autocast(head: nn.Module, hidden_states: torch.Tensor) -> torch
     the top-k, NMS and region order) stay float32 when the vision path runs under bf16/fp16 autocast
     (`GromaConfig.vision_autocast_dtype`)."""
     with torch.autocast(hidden_states.device.type, enabled=False):
-        return head(hidden_states.to(next(head.parameters()).dtype))
+        return head(hidden_states.to(compute_dtype(head)))
 
 
 class InitializeContainerModulesMixin:
