@@ -1,0 +1,80 @@
+"""transformers' own common tests (ModelTesterMixin, ConfigTester, ProcessorTesterMixin), taken at test time from the
+source distribution of the INSTALLED transformers release, never copied into this repository.
+
+`load()` downloads the sdist once with pip into a cache folder under the system temp directory, extracts
+`tests/test_modeling_common.py`, `test_configuration_common.py` and `test_processing_common.py` into an importable
+package, adds our stand-ins for the modules they import that the sdist does not ship (`standins/`), and imports it.
+Without network the tests skip with the reason, except under `CI=true`, where they fail.
+"""
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import pytest
+import transformers
+
+
+PACKAGE = "hf_common_tests"
+COMMON_FILES = ("test_modeling_common.py", "test_configuration_common.py", "test_processing_common.py")
+# our stand-in -> where the sdist's tests import it from (relative to the package; `utils/` sits next to it)
+STANDINS = {
+    "generation_test_utils.py": f"{PACKAGE}/generation/test_utils.py",
+    "exporters_test_export.py": f"{PACKAGE}/exporters/test_export.py",
+    "utils_test_configuration_utils.py": f"{PACKAGE}/utils/test_configuration_utils.py",
+    "fetch_hub_objects_for_ci.py": "utils/fetch_hub_objects_for_ci.py",
+}
+STANDIN_DIR = Path(__file__).parent / "standins"
+
+
+def cache_root() -> Path:
+    """The folder holding the extracted tests of the installed release (created by this module only)."""
+    return Path(tempfile.gettempdir()) / "transformers-groma-common-tests" / transformers.__version__
+
+
+def _download_and_extract(root: Path) -> None:
+    version = transformers.__version__
+    with tempfile.TemporaryDirectory() as download_dir:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet"]
+        command += ["-d", download_dir, f"transformers=={version}"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        archives = list(Path(download_dir).glob("transformers-*.tar.gz"))
+        if result.returncode != 0 or not archives:
+            raise OSError(f"`pip download transformers=={version}` (sdist) failed: {result.stderr.strip()[-500:]}")
+        staging = Path(tempfile.mkdtemp(dir=root.parent))
+        with tarfile.open(archives[0]) as archive:
+            for name in COMMON_FILES:
+                member = archive.getmember(f"transformers-{version}/tests/{name}")
+                (staging / PACKAGE).mkdir(exist_ok=True)
+                (staging / PACKAGE / name).write_bytes(archive.extractfile(member).read())
+    for standin, target in STANDINS.items():
+        (staging / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(STANDIN_DIR / standin, staging / target)
+    for folder in (PACKAGE, f"{PACKAGE}/generation", f"{PACKAGE}/exporters", f"{PACKAGE}/utils"):
+        (staging / folder / "__init__.py").touch()
+    try:
+        staging.rename(root)
+    except OSError:  # another process extracted it meanwhile
+        shutil.rmtree(staging)
+
+
+def load(module: str):
+    """Import `hf_common_tests.<module>` from the installed release's sdist (skip, or fail under CI, without it)."""
+    root = cache_root()
+    if not (root / PACKAGE / "test_modeling_common.py").exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _download_and_extract(root)
+        except (OSError, subprocess.SubprocessError, KeyError) as error:
+            reason = f"transformers' common tests need the transformers {transformers.__version__} sdist: {error}"
+            if os.environ.get("CI", "").lower() == "true":
+                pytest.fail(reason, pytrace=False)
+            pytest.skip(reason, allow_module_level=True)
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"{PACKAGE}.{module}")
