@@ -93,6 +93,33 @@ def load(module: str):
     return importlib.import_module(f"{PACKAGE}.{module}")
 
 
+def load_common_tests():
+    """`test_modeling_common`, `test_configuration_common`, `test_processing_common` and `GenerationTesterMixin`."""
+    modules = [load(name) for name in ("test_modeling_common", "test_configuration_common", "test_processing_common")]
+    return (*modules, load("generation.test_utils").GenerationTesterMixin)
+
+
+class RegisteredInAutoTables:
+    """unittest mixin listing the model in transformers' Auto name tables while its tests run.
+
+    The common tests tell base models and VLM heads apart by those tables, which list the built-in models; this
+    package registers its classes with `AutoModel.register`, which the tables do not show. `auto_tables` is
+    `(model_type, base model class name, generation class name)`.
+    """
+
+    auto_tables: tuple[str, str, str]
+
+    @classmethod
+    def setUpClass(cls):
+        cls._registered = register_in_auto_tables(*cls.auto_tables)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._registered.close()
+        super().tearDownClass()
+
+
 def register_in_auto_tables(model_type: str, base_model: str, generation_model: str) -> ExitStack:
     """List `base_model` and `generation_model` in transformers' Auto name tables (`MODEL_MAPPING_NAMES`,
     `MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES`) under `model_type`, as built-in models are; undone on `close()`."""

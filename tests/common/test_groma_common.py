@@ -22,13 +22,17 @@ from transformers_groma import (
 from transformers_groma.tiny import TINY_IMAGE_SIZE, tiny_groma_config, tiny_groma_tokenizer
 from transformers_groma.tokens import REGION_TOKEN
 
-from .hf_common_tests import HUB_MEDIA, HUB_MEDIA_TESTS, known_open, load, register_in_auto_tables, skip_common_tests
+from .hf_common_tests import (
+    HUB_MEDIA,
+    HUB_MEDIA_TESTS,
+    RegisteredInAutoTables,
+    known_open,
+    load_common_tests,
+    skip_common_tests,
+)
 
 
-modeling_common = load("test_modeling_common")
-configuration_common = load("test_configuration_common")
-processing_common = load("test_processing_common")
-GenerationTesterMixin = load("generation.test_utils").GenerationTesterMixin
+modeling_common, configuration_common, processing_common, GenerationTesterMixin = load_common_tests()
 
 BOS, IMAGE, REGION = 1, 1008, 1009
 NUM_IMAGE_TOKENS, MAX_REGIONS = 16, 4
@@ -113,22 +117,13 @@ EXPANSION = (
         "test_reverse_loading_mapping": "DINOv2 legacy key mapping is not reversible as the test expects",
     }
 )
-class GromaModelTest(modeling_common.ModelTesterMixin, GenerationTesterMixin, unittest.TestCase):
+class GromaModelTest(
+    RegisteredInAutoTables, modeling_common.ModelTesterMixin, GenerationTesterMixin, unittest.TestCase
+):
     all_model_classes = (GromaModel, GromaForConditionalGeneration)
     _is_composite = True
 
-    @classmethod
-    def setUpClass(cls):
-        # The common tests tell base models and VLM heads apart by transformers' Auto name tables, which list the
-        # built-in models; this package registers its classes with `AutoModel.register`, which the tables do not
-        # show. List them there as a built-in model would be, for the duration of the tests.
-        cls.registered = register_in_auto_tables("groma", "GromaModel", "GromaForConditionalGeneration")
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.registered.close()
-        super().tearDownClass()
+    auto_tables = ("groma", "GromaModel", "GromaForConditionalGeneration")
 
     def setUp(self):
         self.model_tester = GromaModelTester(self)

@@ -22,13 +22,17 @@ from transformers_groma.tiny import (
     tiny_groundinggpt_tokenizer,
 )
 
-from .hf_common_tests import HUB_MEDIA, HUB_MEDIA_TESTS, known_open, load, register_in_auto_tables, skip_common_tests
+from .hf_common_tests import (
+    HUB_MEDIA,
+    HUB_MEDIA_TESTS,
+    RegisteredInAutoTables,
+    known_open,
+    load_common_tests,
+    skip_common_tests,
+)
 
 
-modeling_common = load("test_modeling_common")
-configuration_common = load("test_configuration_common")
-processing_common = load("test_processing_common")
-GenerationTesterMixin = load("generation.test_utils").GenerationTesterMixin
+modeling_common, configuration_common, processing_common, GenerationTesterMixin = load_common_tests()
 
 BOS = 1
 # one block per medium: <xx_start> + N x <xx_patch> + <xx_end> (ids of the tiny config)
@@ -101,22 +105,13 @@ class GroundingGPTModelTester:
         "test_training_gradient_checkpointing_use_reentrant_true": "parameters without gradient in the media branches",
     }
 )
-class GroundingGPTModelTest(modeling_common.ModelTesterMixin, GenerationTesterMixin, unittest.TestCase):
+class GroundingGPTModelTest(
+    RegisteredInAutoTables, modeling_common.ModelTesterMixin, GenerationTesterMixin, unittest.TestCase
+):
     all_model_classes = (GroundingGPTModel, GroundingGPTForConditionalGeneration)
     _is_composite = True
 
-    @classmethod
-    def setUpClass(cls):
-        # see `register_in_auto_tables`: the common tests read transformers' Auto name tables of built-in models
-        cls.registered = register_in_auto_tables(
-            "groundinggpt", "GroundingGPTModel", "GroundingGPTForConditionalGeneration"
-        )
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.registered.close()
-        super().tearDownClass()
+    auto_tables = ("groundinggpt", "GroundingGPTModel", "GroundingGPTForConditionalGeneration")
 
     def setUp(self):
         self.model_tester = GroundingGPTModelTester(self)
