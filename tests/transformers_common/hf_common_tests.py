@@ -16,7 +16,7 @@ import sys
 import tarfile
 import tempfile
 import unittest
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from unittest import mock
 
@@ -160,3 +160,16 @@ def known_open(reasons: dict[str, str]):
         return cls
 
     return decorate
+
+
+@contextmanager
+def transformers_verbosity(level: int):
+    """Run the block with transformers' logging at `level`, restoring the previous verbosity after it."""
+    from transformers.utils import logging as transformers_logging
+
+    previous = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity(level)
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(previous)

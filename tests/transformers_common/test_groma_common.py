@@ -8,6 +8,7 @@ that cannot hold because of this in-model expansion are skipped with that reason
 model that skips the same test.
 """
 
+import logging
 import unittest
 
 import torch
@@ -29,6 +30,7 @@ from .hf_common_tests import (
     known_open,
     load_common_tests,
     skip_common_tests,
+    transformers_verbosity,
 )
 
 
@@ -133,7 +135,9 @@ class GromaModelTest(
         self.config_tester = configuration_common.ConfigTester(self, config_class=GromaConfig, has_text_modality=False)
 
     def test_config(self):
-        self.config_tester.run_common_tests()
+        # ConfigTester expects transformers' default (warning) verbosity, which other tests of a run may have raised
+        with transformers_verbosity(logging.WARNING):
+            self.config_tester.run_common_tests()
 
 
 @skip_common_tests(dict.fromkeys(HUB_MEDIA_TESTS, HUB_MEDIA))

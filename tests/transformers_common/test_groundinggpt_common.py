@@ -5,6 +5,7 @@ GroundingGPT's placeholders are expanded by the processor: every prompt here hol
 built-in model that skips the same test.
 """
 
+import logging
 import unittest
 
 import torch
@@ -29,6 +30,7 @@ from .hf_common_tests import (
     known_open,
     load_common_tests,
     skip_common_tests,
+    transformers_verbosity,
 )
 
 
@@ -123,7 +125,9 @@ class GroundingGPTModelTest(
         )
 
     def test_config(self):
-        self.config_tester.run_common_tests()
+        # ConfigTester expects transformers' default (warning) verbosity, which other tests of a run may have raised
+        with transformers_verbosity(logging.WARNING):
+            self.config_tester.run_common_tests()
 
 
 @skip_common_tests(dict.fromkeys(HUB_MEDIA_TESTS, HUB_MEDIA))
