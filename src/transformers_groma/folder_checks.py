@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import safe_open
+from transformers.processing_utils import ProcessorMixin
 
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -109,8 +110,10 @@ def check_processor_folder(path: str | os.PathLike) -> None:
         )
 
 
-class CheckedProcessorLoadingMixin:
-    """Processor mixin: `from_pretrained` runs [`check_processor_folder`] first."""
+class CheckedProcessorLoadingMixin(ProcessorMixin):
+    """Processor base: `from_pretrained` runs [`check_processor_folder`] first. A `ProcessorMixin` itself, so the
+    processors' next base class still has every `ProcessorMixin` method (transformers' processor tests compare
+    against it)."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):

@@ -253,7 +253,10 @@ def test_bfloat16_model_runs_every_branch(tmp_path, model):
     inputs = {"pixel_values": media("image"), "pixel_values_videos": media("video"), "input_features": media("audio")}
     logits = run(half, ids, **inputs).logits
     assert logits.dtype == torch.bfloat16
-    torch.testing.assert_close(logits.float(), run(model, ids, **inputs).logits, atol=0.05, rtol=0.05)
+    reference = run(model, ids, **inputs).logits
+    # bfloat16 keeps 8 bits of mantissa (0.4 % per rounding): the logits stay within 2 % of float32 overall (0.6 %
+    # measured), while a 4 % error (e.g. logits scaled by 1.04) fails
+    assert (logits.float() - reference).norm() / reference.norm() < 0.02
 
 
 def test_ln_vision_has_its_own_epsilon_and_runs_in_float32(model):

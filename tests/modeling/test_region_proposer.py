@@ -1,10 +1,14 @@
 """Region proposer (spec §1.5), its legacy flags, and `GromaForRegionProposal` (detection pretraining)."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
+from transformers.loss.loss_deformable_detr import DeformableDetrForObjectDetectionLoss
 
-from transformers_groma import GromaForRegionProposal
-from transformers_groma.modeling import GromaForConditionalGeneration
+from transformers_groma import GromaForRegionProposal, GromaRegionProposerConfig
+from transformers_groma.modeling import GromaForConditionalGeneration, GromaRegionProposerOutput
+from transformers_groma.modeling.loss import detection_loss
 from transformers_groma.tiny import tiny_groma_config
 
 from .groma_test_utils import GRID, NO_DROPOUT, cxcywh, make_prompt, perturb_parameters, pixels, proposer_overrides
@@ -279,3 +283,66 @@ def test_region_proposal_model_loads_from_a_groma_checkpoint(tmp_path):
         expected = full.model.get_region_proposals(*full.model.encode_image(pixels(1)))
         actual = detector(pixels(1))
     torch.testing.assert_close(actual.pred_boxes, expected.pred_boxes, rtol=0, atol=0)
+
+
+def _hand_proposals() -> GromaRegionProposerOutput:
+    """Two decoder layers and three queries on one image, where the matching depends on the cost weights: query 0
+    has the right box of target 0 but a low score, query 1 a higher score and a box half-way between the targets:
+    with the original weights (class 2, L1 5) query 0 matches target 0, with the two swapped query 1 does."""
+    boxes = torch.tensor([[0.30, 0.30, 0.20, 0.20], [0.45, 0.45, 0.30, 0.30], [0.72, 0.70, 0.22, 0.20]])
+    logits = torch.tensor([-2.0, 1.0, 0.5])
+    return GromaRegionProposerOutput(
+        pred_boxes=boxes[None],
+        all_pred_boxes=torch.stack([boxes.roll(1, 0), boxes])[None],
+        all_logits_coco=torch.stack([logits.flip(0), logits])[None],
+        all_logits_sa1b=torch.zeros(1, 2, 3),
+        encoder_logits=torch.tensor([[[1.0], [-1.0], [0.0], [2.0]]]),
+        encoder_pred_boxes=torch.tensor(
+            [[[0.3, 0.3, 0.2, 0.2], [0.5, 0.5, 0.4, 0.4], [0.7, 0.7, 0.2, 0.2], [0.1, 0.9, 0.1, 0.1]]]
+        ),
+    )
+
+
+HAND_TARGETS = [{"boxes": torch.tensor([[0.30, 0.30, 0.20, 0.20], [0.70, 0.70, 0.20, 0.20]])}]
+
+
+def _deformable_detr_terms(logits, pred_boxes, aux=None, class_cost=2.0, bbox_cost=5.0, focal_alpha=0.25):
+    """transformers' Deformable-DETR detection loss terms with the original's settings (spec §6.2)."""
+    config = SimpleNamespace(
+        class_cost=class_cost, bbox_cost=bbox_cost, giou_cost=2.0, num_labels=1, focal_alpha=focal_alpha,
+        auxiliary_loss=aux is not None, bbox_loss_coefficient=5.0, giou_loss_coefficient=2.0, decoder_layers=2,
+    )  # fmt: skip
+    labels = [
+        {"boxes": t["boxes"], "class_labels": torch.zeros(len(t["boxes"]), dtype=torch.long)} for t in HAND_TARGETS
+    ]
+    outputs_class, outputs_coord = aux if aux is not None else (None, None)
+    return DeformableDetrForObjectDetectionLoss(
+        logits, labels, "cpu", pred_boxes, config, outputs_class=outputs_class, outputs_coord=outputs_coord
+    )[1]
+
+
+def test_detection_loss_terms_equal_deformable_detr_on_a_hand_case():
+    proposals = _hand_proposals()
+    config = GromaRegionProposerConfig()
+    loss, terms = detection_loss(proposals, HAND_TARGETS, config)
+    logits = proposals.all_logits_coco[..., None]  # (B, L, Q, 1)
+    decoder = _deformable_detr_terms(
+        logits[:, -1],
+        proposals.all_pred_boxes[:, -1],
+        aux=(logits.transpose(0, 1), proposals.all_pred_boxes.transpose(0, 1)),
+    )
+    encoder = _deformable_detr_terms(proposals.encoder_logits, proposals.encoder_pred_boxes)
+    expected = {**decoder, **{f"{name}_enc": value for name, value in encoder.items()}}
+    assert set(terms) == set(expected)
+    for name, value in expected.items():
+        torch.testing.assert_close(terms[name], value, msg=name)
+    weights = {"loss_ce": 2.0, "loss_bbox": 5.0, "loss_giou": 2.0}  # the original's (spec §6.2)
+    total = sum(
+        weight * expected[f"{name}{suffix}"] for name, weight in weights.items() for suffix in ("", "_0", "_enc")
+    )
+    torch.testing.assert_close(loss, total)
+    # the hand case tells the settings apart: swapped matching costs or another focal alpha change the terms
+    swapped = _deformable_detr_terms(logits[:, -1], proposals.all_pred_boxes[:, -1], class_cost=5.0, bbox_cost=2.0)
+    assert not torch.allclose(swapped["loss_bbox"], decoder["loss_bbox"])
+    other_alpha = _deformable_detr_terms(logits[:, -1], proposals.all_pred_boxes[:, -1], focal_alpha=0.75)
+    assert not torch.allclose(other_alpha["loss_ce"], decoder["loss_ce"])

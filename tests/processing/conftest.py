@@ -9,7 +9,7 @@ from transformers import LlamaTokenizer
 
 from transformers_groma.processing import GromaImageProcessor, GromaProcessor, add_groma_tokens
 
-from ..fixtures import GROMA_FIXTURE
+from ..fixtures import GROMA_FIXTURE, skip_unless_ci
 
 
 GOLDEN_IDS_FILE = Path(__file__).parent / "data" / "original_tokenizer_ids.json"
@@ -18,7 +18,9 @@ GOLDEN_IDS_FILE = Path(__file__).parent / "data" / "original_tokenizer_ids.json"
 @pytest.fixture(scope="session")
 def fixture_dir() -> Path:
     if not (GROMA_FIXTURE / "tokenizer.model").is_file():
-        pytest.skip(f"Groma reference fixtures not found at {GROMA_FIXTURE} (needs ../shared next to the repository).")
+        skip_unless_ci(
+            f"Groma reference fixtures not found at {GROMA_FIXTURE} (needs ../shared next to the repository)."
+        )
     return GROMA_FIXTURE
 
 

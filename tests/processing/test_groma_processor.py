@@ -267,6 +267,14 @@ def test_post_process_grounding(processor, caplog):
     assert "Dropping region indices [7]" in caplog.text
 
 
+def test_post_process_grounding_keeps_the_region_order_inside_a_group(processor):
+    generation = ids(processor.tokenizer, "<p>Two cups</p> <roi><r1><r0><r2></roi>.</s>")
+    result = processor.post_process_grounding(torch.tensor([generation]), [REGIONS], target_sizes=[(400, 600)])[0]
+    assert result["entities"][0]["region_indices"] == [1, 0, 2]
+    expected = [[0.0, 0.0, 300.0, 200.0], [0.0, 0.0, 600.0, 400.0], [300.0, 200.0, 600.0, 400.0]]
+    assert result["entities"][0]["boxes"] == expected
+
+
 def test_post_process_grounding_checks_lengths(processor):
     with pytest.raises(ValueError, match="one entry per sample, got 1, 2 and 1"):
         processor.post_process_grounding([[1]], [REGIONS, REGIONS], [(10, 10)])

@@ -22,6 +22,7 @@ from transformers_groma.training import (
 from transformers_groma.training.run_detection import run as train_detection
 from transformers_groma.training.run_vl import run as train_vl
 
+from ..fixtures import skip_unless_ci
 from .synthetic import CPU_ARGS, custom_lines, vicuna_like_tokenizer, write_jsonl, write_yaml_sources
 
 
@@ -251,7 +252,7 @@ def test_console_script_exits_with_status_zero(tmp_path, coco, custom_jsonl):
     """`groma-train` (the installed console script) returns no value from main(), so a good run exits 0."""
     script = shutil.which("groma-train")
     if script is None:
-        pytest.skip("the package's console scripts are not installed (pip install -e .)")
+        skip_unless_ci("the package's console scripts are not installed (pip install -e .)")
     args = custom_args(custom_jsonl, coco, tmp_path / "cli", "--max_steps", "1", "--per_device_train_batch_size", "2")
     result = subprocess.run([script, *args], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]

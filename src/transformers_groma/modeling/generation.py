@@ -12,6 +12,18 @@ from torch import nn
 from transformers import GenerationMixin
 
 
+def placeholder_ids_from_embeds(
+    embedding: nn.Module, inputs_embeds: torch.Tensor, token_ids: list[int]
+) -> torch.LongTensor:
+    """(B, L) ids standing in for prompts given only as `inputs_embeds`: the placeholder tokens `token_ids` where the
+    embedding (by the `embedding` layer) is exactly theirs, as transformers' VLMs find their image tokens; 0 elsewhere."""
+    ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
+    table = embedding(torch.tensor(token_ids, device=inputs_embeds.device))
+    for token_id, row in zip(token_ids, table):
+        ids = ids.masked_fill((inputs_embeds == row.to(inputs_embeds.dtype)).all(-1), token_id)
+    return ids
+
+
 class MultimodalGenerationMixin(GenerationMixin):
     """`GenerationMixin` for heads with `lm_head` whose `generate` first builds the prompt embeddings."""
 
@@ -51,15 +63,6 @@ class MultimodalGenerationMixin(GenerationMixin):
         """Whether `generate` was called with a prompt prepared already (`multimodal_prompt_embeds`): the assistant's
         calls in assisted decoding, which go straight to `GenerationMixin.generate`."""
         return kwargs.get("multimodal_prompt_embeds") is not None
-
-    def placeholder_ids_from_embeds(self, inputs_embeds: torch.Tensor, token_ids: list[int]) -> torch.LongTensor:
-        """(B, L) ids standing in for prompts given only as `inputs_embeds`: the placeholder tokens `token_ids` where
-        the embedding is exactly theirs (as transformers' VLMs find their image tokens), 0 elsewhere."""
-        ids = torch.zeros(inputs_embeds.shape[:2], dtype=torch.long, device=inputs_embeds.device)
-        table = self.get_input_embeddings()(torch.tensor(token_ids, device=inputs_embeds.device))
-        for token_id, embedding in zip(token_ids, table):
-            ids = ids.masked_fill((inputs_embeds == embedding.to(inputs_embeds.dtype)).all(-1), token_id)
-        return ids
 
     def prepare_inputs_for_generation(
         self,

@@ -24,7 +24,7 @@ from transformers.utils.generic import can_return_tuple
 from ..configuration_groma import GromaConfig
 from ..saving import RemoteCodeSavingMixin
 from .cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
-from .generation import MultimodalGenerationMixin
+from .generation import MultimodalGenerationMixin, placeholder_ids_from_embeds
 from .loss import detection_loss
 from .outputs import (
     GromaCausalLMOutputWithPast,
@@ -132,13 +132,19 @@ class GromaPreTrainedModel(
         outputs, grid = self.run_vision_tower(pixel_values)
         return outputs.hidden_states, grid
 
+    def patch_grid(self, pixel_values: torch.Tensor) -> tuple[int, int]:
+        """(h, w) DINOv2 patches of (B, 3, H, W) `pixel_values`."""
+        patch = self.config.vision_config.patch_size
+        return pixel_values.shape[2] // patch, pixel_values.shape[3] // patch
+
     def run_vision_tower(
         self, pixel_values: torch.Tensor, output_attentions: bool | None = None
     ) -> tuple[BaseModelOutputWithPooling, tuple[int, int]]:
         """DINOv2's output on (B, 3, H, W) `pixel_values` (with all hidden states) and the patch grid (h, w)."""
-        patch = self.config.vision_config.patch_size
-        check_pixel_tensor(pixel_values, "pixel_values", "(batch, 3, height, width)", patch_size=patch)
-        grid = (pixel_values.shape[2] // patch, pixel_values.shape[3] // patch)
+        check_pixel_tensor(
+            pixel_values, "pixel_values", "(batch, 3, height, width)", patch_size=self.config.vision_config.patch_size
+        )
+        grid = self.patch_grid(pixel_values)
         with self.vision_autocast(pixel_values.device.type):
             outputs = self.vision_tower(
                 pixel_values.to(self.vision_tower.dtype),
@@ -261,14 +267,19 @@ class GromaModel(GromaPreTrainedModel):
             raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
         multimodal = None
         if pixel_values is not None:
-            if input_ids is None:
-                raise ValueError(
-                    "`pixel_values` need `input_ids` with <image>/<region> placeholders, not `inputs_embeds`."
-                )
             if position_ids is not None:
                 raise ValueError("`position_ids` cannot be given with `pixel_values`: the prompt is expanded first.")
             multimodal = self.prepare_multimodal_inputs(
-                input_ids, pixel_values, attention_mask, refer_boxes, ground_boxes, region_boxes, labels
+                input_ids if input_ids is not None else self.placeholder_ids(inputs_embeds),
+                pixel_values,
+                attention_mask,
+                refer_boxes,
+                ground_boxes,
+                region_boxes,
+                labels,
+                inputs_embeds=inputs_embeds,
+                output_attentions=kwargs.get("output_attentions"),
+                output_hidden_states=kwargs.get("output_hidden_states"),
             )
             input_ids, inputs_embeds, attention_mask = None, multimodal.inputs_embeds, multimodal.attention_mask
             if padding_free:
@@ -306,11 +317,21 @@ class GromaModel(GromaPreTrainedModel):
             **cache_kwargs(output_cache(outputs)),
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
+            image_outputs=multimodal.image_outputs if multimodal else None,
             region_boxes=multimodal.region_boxes if multimodal else None,
             region_scores=multimodal.region_scores if multimodal else None,
             expanded_input_ids=multimodal.input_ids if multimodal else None,
             expanded_attention_mask=attention_mask,
             expanded_labels=multimodal.labels if multimodal else labels,
+        )
+
+    def placeholder_ids(self, inputs_embeds: torch.Tensor) -> torch.LongTensor:
+        """(B, T) ids of a prompt given as `inputs_embeds`: `<image>`, `<region>`, `<refer_box>` and `<refer_feat>`
+        where the embeddings are theirs, 0 elsewhere (see [`placeholder_ids_from_embeds`])."""
+        config = self.config
+        placeholders = [config.image_token_id, config.region_token_id, config.refer_box_token_id]
+        return placeholder_ids_from_embeds(
+            self.get_input_embeddings(), inputs_embeds, [*placeholders, config.refer_feat_token_id]
         )
 
     def prepare_multimodal_inputs(
@@ -324,6 +345,8 @@ class GromaModel(GromaPreTrainedModel):
         labels: torch.LongTensor | None = None,
         padding_side: str = "right",
         inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
     ) -> GromaMultimodalInputs:
         """Everything before the LLM: encode, propose, select, encode regions, expand the prompt, inject features.
 
@@ -338,8 +361,13 @@ class GromaModel(GromaPreTrainedModel):
         ground_boxes = check_box_lists(ground_boxes, "ground_boxes", batch_size, None, input_ids.device)
 
         # 1. Image: DINOv2 -> 2x2 merge -> bridge MLP
-        vision_states, grid = self.encode_image(pixel_values)
-        image_features = self.project_image_features(vision_states, grid)  # (B, h*w/4, D)
+        image_outputs = self.get_image_features(
+            pixel_values, output_hidden_states=True, output_attentions=output_attentions, return_dict=True
+        )
+        vision_states, grid = image_outputs.hidden_states, self.patch_grid(pixel_values)
+        image_features = image_outputs.pooler_output  # (B, h*w/4, D)
+        if not (output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states):
+            image_outputs.hidden_states = None
         # 2. Regions: proposals + user/GT boxes -> NMS -> top-k (or the caller's regions)
         if region_boxes is None:
             proposals = self.get_region_proposals(vision_states, grid)
@@ -380,6 +408,7 @@ class GromaModel(GromaPreTrainedModel):
             ids, image_features, region_features, refer_features, text_embeds
         )
         return GromaMultimodalInputs(
+            image_outputs=image_outputs,
             inputs_embeds=inputs_embeds,
             input_ids=ids,
             attention_mask=mask,
@@ -663,9 +692,7 @@ class GromaForConditionalGeneration(GromaPreTrainedModel, MultimodalGenerationMi
         if input_ids is None:
             if inputs_embeds is None:
                 raise ValueError("`pixel_values` need `input_ids` with the <image>/<region> placeholders.")
-            config = self.config
-            placeholders = [config.image_token_id, config.region_token_id, config.refer_box_token_id]
-            input_ids = self.placeholder_ids_from_embeds(inputs_embeds, [*placeholders, config.refer_feat_token_id])
+            input_ids = self.model.placeholder_ids(inputs_embeds)
             caller_ids = input_ids[:, :0]
         multimodal = self.model.prepare_multimodal_inputs(
             input_ids,

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 from transformers.generation.utils import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
-from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling, CausalLMOutputWithPast
 from transformers.utils import ModelOutput
 
 
@@ -66,6 +66,7 @@ class GromaMultimodalInputs(ModelOutput):
         labels: (B, L) expanded labels (-100 on image/region slots and padding) when labels were given.
         region_boxes: per sample, (N_i, 4) the regions behind `<r0>` ... `<r{N_i-1}>`, normalized cxcywh.
         region_scores: per sample, (N_i,) their selection scores (1.0 for user boxes).
+        image_outputs: [`GromaModel.get_image_features`] of the images (`pooler_output` = the image tokens).
     """
 
     inputs_embeds: torch.Tensor | None = None
@@ -74,6 +75,7 @@ class GromaMultimodalInputs(ModelOutput):
     labels: torch.LongTensor | None = None
     region_boxes: list[torch.Tensor] | None = None
     region_scores: list[torch.Tensor] | None = None
+    image_outputs: BaseModelOutputWithPooling | None = None
 
 
 @dataclass
@@ -84,6 +86,7 @@ class GromaModelOutputWithPast(BaseModelOutputWithPast):
     Args:
         last_hidden_state: (B, L, D) LLM hidden states over the expanded sequence.
         hidden_states / attentions: per-layer LLM states, when requested.
+        image_outputs: [`GromaModel.get_image_features`] of the images (None for text-only calls).
         region_boxes: per sample, (N_i, 4) normalized cxcywh regions behind `<rK>` (None for text-only calls).
         region_scores: per sample, (N_i,) their selection scores.
         expanded_input_ids: (B, L) the sequence the LLM saw (see [`GromaMultimodalInputs`]).
@@ -91,6 +94,7 @@ class GromaModelOutputWithPast(BaseModelOutputWithPast):
         expanded_labels: (B, L) the labels aligned with it, when labels were given.
     """
 
+    image_outputs: BaseModelOutputWithPooling | None = None
     region_boxes: list[torch.Tensor] | None = None
     region_scores: list[torch.Tensor] | None = None
     expanded_input_ids: torch.LongTensor | None = None
@@ -108,6 +112,7 @@ class GromaCausalLMOutputWithPast(CausalLMOutputWithPast):
         logits: (B, L, vocab_size) over the expanded sequence.
     """
 
+    image_outputs: BaseModelOutputWithPooling | None = None
     region_boxes: list[torch.Tensor] | None = None
     region_scores: list[torch.Tensor] | None = None
     expanded_input_ids: torch.LongTensor | None = None

@@ -20,7 +20,7 @@ from transformers.utils.generic import can_return_tuple
 from ...configuration_groundinggpt import GroundingGPTConfig
 from ...saving import RemoteCodeSavingMixin
 from ..cache_api import CACHE_KWARG, accepts_release_cache_name, cache_kwargs, output_cache
-from ..generation import MultimodalGenerationMixin
+from ..generation import MultimodalGenerationMixin, placeholder_ids_from_embeds
 from ..validation import CheckedLoadingMixin, check_labels
 from .audio_encoder import GroundingGPTAudioEncoder, GroundingGPTImageBindAudioModel
 from .image_encoder import GroundingGPTImageEncoder
@@ -331,7 +331,7 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
                 for spec in placeholder_specs(self.config).values()
                 for token_id in (spec.start_token_id, spec.token_id, spec.end_token_id)
             ]
-            input_ids = self.placeholder_ids_from_embeds(inputs_embeds, token_ids)
+            input_ids = placeholder_ids_from_embeds(self.get_input_embeddings(), inputs_embeds, token_ids)
             caller_ids = input_ids[:, :0]
             if attention_mask is None:  # the stand-in ids say nothing about padding
                 attention_mask = torch.ones_like(input_ids)
