@@ -37,7 +37,7 @@ class GroundedGeneration(TypedDict):
     entities: list[GroundedEntity]
 
 
-class GromaProcessor(RemoteCodeSavingMixin, CheckedProcessorLoadingMixin, ProcessorMixin):
+class GromaProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, ProcessorMixin):
     r"""Constructs a Groma processor from a [`GromaImageProcessor`] and a Llama tokenizer holding Groma's tokens.
 
     Every prompt holds exactly one `<image>` and one `<region>` placeholder (the chat template writes them in the fixed

@@ -64,7 +64,7 @@ def _check_duration(duration: float, argument_name: str) -> float | None:
     return float(duration)
 
 
-class GroundingGPTProcessor(RemoteCodeSavingMixin, CheckedProcessorLoadingMixin, ProcessorMixin):
+class GroundingGPTProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, ProcessorMixin):
     r"""Constructs a GroundingGPT processor from an image processor, a video processor, an audio feature extractor
     and the Vicuna tokenizer with the 9 GroundingGPT tokens.
 
