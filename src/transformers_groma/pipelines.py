@@ -37,6 +37,12 @@ class GroundedImageTextToTextPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The pipeline feeds images and text only: GroundingGPT's audio feature extractor takes no part, and its
+        # padding side must not be checked against the tokenizer's when batches are collated.
+        self.feature_extractor = None
+
     def __call__(self, images: Any, text: str | Sequence[str], **kwargs) -> dict[str, Any] | list[dict[str, Any]]:
         """Ground the answers to `text` about `images`; one result for one image, else a list, in order."""
         single = not isinstance(images, (list, tuple))
