@@ -24,6 +24,7 @@ from transformers_groma.processing.groundinggpt import (
     resample,
     sample_frame_indices,
 )
+from transformers_groma.tiny import tiny_groundinggpt_processor
 
 from .conftest import (
     AUDIO_START,
@@ -442,3 +443,15 @@ def test_post_processing_ignores_label_padding(processor):
     ]
     with pytest.raises(ValueError, match="generated_ids"):
         processor.post_process_image_text_to_text([[*ids, -5]])
+
+
+def test_processor_save_load_cycles_keep_the_legacy_tokenization(tmp_path):
+    # `legacy=True` puts a `▁` before the word after an added token; a lost flag would change those ids.
+    processor = tiny_groundinggpt_processor()
+    text = "USER: <image>\nWhere is the dog? ASSISTANT: the dog{<0.1><0.2><0.3><0.4>}</s>"
+    expected = processor.tokenizer(text)["input_ids"]
+    for cycle in range(3):
+        processor.save_pretrained(tmp_path / str(cycle))
+        processor = GroundingGPTProcessor.from_pretrained(tmp_path / str(cycle))
+        assert processor.tokenizer.legacy is True
+    assert processor.tokenizer(text)["input_ids"] == expected

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from transformers_groma.processing import add_groma_tokens, load_original_tokenizer
+from transformers_groma import GromaProcessor
+from transformers_groma.processing import GromaImageProcessor, add_groma_tokens, load_original_tokenizer
 from transformers_groma.tokens import GROMA_ADDED_TOKENS
 
 
@@ -141,6 +142,19 @@ def test_save_and_reload_keeps_ids(fixture_dir, meta, tmp_path, legacy):
     for prompt in meta["prompts"] + meta["train_prompts"]:
         assert reloaded(prompt)["input_ids"] == tokenizer(prompt)["input_ids"]
     assert reloaded.pad_token_id == tokenizer.pad_token_id
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_processor_save_load_cycles_keep_ids(fixture_dir, meta, tmp_path, legacy):
+    # A finetuning run loads a saved processor and saves it again: the flag must survive every round trip.
+    tokenizer = load_original_tokenizer(fixture_dir, legacy=legacy)
+    processor = GromaProcessor(GromaImageProcessor(), tokenizer)
+    for cycle in range(3):
+        processor.save_pretrained(tmp_path / str(cycle))
+        processor = GromaProcessor.from_pretrained(tmp_path / str(cycle))
+        assert processor.tokenizer.legacy is legacy
+    for prompt in meta["prompts"] + meta["train_prompts"]:
+        assert processor.tokenizer(prompt)["input_ids"] == tokenizer(prompt)["input_ids"]
 
 
 def test_add_groma_tokens_on_a_fresh_vocabulary(tiny_tokenizer):

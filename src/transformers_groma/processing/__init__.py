@@ -28,7 +28,7 @@ from .prompts import (
     region_caption_prompt,
     region_reference,
 )
-from .tokenization import add_groma_tokens, load_original_tokenizer
+from .tokenization import add_groma_tokens, load_original_tokenizer, record_legacy_flag
 from .visualization import BOX_COLORS, draw_grounding, draw_proposals
 
 
@@ -57,6 +57,7 @@ __all__ = [
     "entities_to_boxes",
     "grounded_caption_prompt",
     "load_original_tokenizer",
+    "record_legacy_flag",
     "normalized_cxcywh_to_pixel_xyxy",
     "parse_grounded_text",
     "rec_prompt",

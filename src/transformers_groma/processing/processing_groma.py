@@ -27,7 +27,7 @@ from .grounding import (
 )
 from .image_processing_groma import GromaImageProcessor
 from .prompts import CHAT_TEMPLATE
-from .tokenization import generated_id_lists
+from .tokenization import generated_id_lists, record_legacy_flag
 
 
 class GroundedGeneration(TypedDict):
@@ -69,6 +69,7 @@ class GromaProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, Proces
         **kwargs,
     ):
         self.max_region_num = max_region_num
+        record_legacy_flag(tokenizer)
         super().__init__(image_processor, tokenizer, chat_template=chat_template or CHAT_TEMPLATE, **kwargs)
         # the placeholder every prompt holds once, as transformers' VLM processors name theirs
         self.image_token = IMAGE_TOKEN

@@ -41,6 +41,18 @@ def add_groma_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
     return len(tokenizer) - vocab_size_before
 
 
+def record_legacy_flag(tokenizer: PreTrainedTokenizerBase | None) -> None:
+    """Stores a Llama tokenizer's `legacy` flag in its `init_kwargs`, so that `save_pretrained` writes it.
+
+    `LlamaTokenizer` reads `legacy` (where the SentencePiece prefix `▁` goes after an added token) but does not keep it
+    among the values it saves; a save/load round trip would turn `legacy=True` into the default `False` and change
+    the ids of the word after every Groma token (`<p>the` -> `t`, `he`). Tokenizers without the flag are left alone.
+    """
+    legacy = getattr(tokenizer, "legacy", None)
+    if legacy is not None:
+        tokenizer.init_kwargs["legacy"] = legacy
+
+
 def load_original_tokenizer(path: str | os.PathLike, legacy: bool | None = None) -> LlamaTokenizer:
     """Builds a fast [`~transformers.LlamaTokenizer`] that reproduces an original Groma tokenizer folder id for id.
 
@@ -82,12 +94,12 @@ def load_original_tokenizer(path: str | os.PathLike, legacy: bool | None = None)
         legacy = True if legacy is None else bool(legacy)
 
     tokenizer = LlamaTokenizer.from_pretrained(path, legacy=legacy, add_prefix_space=True)
-    tokenizer.init_kwargs["legacy"] = legacy
+    record_legacy_flag(tokenizer)
     add_groma_tokens(tokenizer)
     return tokenizer
 
 
-__all__ = ["add_groma_tokens", "load_original_tokenizer"]
+__all__ = ["add_groma_tokens", "load_original_tokenizer", "record_legacy_flag"]
 
 
 def generated_id_lists(

@@ -21,7 +21,7 @@ from ...folder_checks import CheckedProcessorLoadingMixin
 from ...saving import RemoteCodeSavingMixin
 from ..grounding import _check_image_size
 from ..image_inputs import flat_list_of_images
-from ..tokenization import generated_id_lists
+from ..tokenization import generated_id_lists, record_legacy_flag
 from .feature_extraction_groundinggpt import AudioInput, GroundingGPTAudioKwargs, GroundingGPTFeatureExtractor
 from .grounding import GroundedBox, GroundedTimeSpan, parse_boxes, parse_time_spans
 from .image_processing_groundinggpt import GroundingGPTImageProcessor
@@ -105,6 +105,7 @@ class GroundingGPTProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin,
         self.num_image_tokens = num_image_tokens
         self.num_video_tokens = num_video_tokens
         self.num_audio_tokens = num_audio_tokens
+        record_legacy_flag(tokenizer)
         super().__init__(
             image_processor,
             video_processor,

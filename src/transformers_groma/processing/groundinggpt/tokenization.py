@@ -8,6 +8,7 @@ from tokenizers import AddedToken
 from transformers import LlamaTokenizer, PreTrainedTokenizerBase
 
 from ...configuration_groundinggpt import GROUNDINGGPT_TOKENS
+from ..tokenization import record_legacy_flag
 
 
 def add_groundinggpt_tokens(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -61,7 +62,7 @@ def load_original_groundinggpt_tokenizer(path: str | os.PathLike, legacy: bool |
         config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
         legacy = config.get("legacy") is not False
     tokenizer = LlamaTokenizer.from_pretrained(path, legacy=legacy, add_prefix_space=True)
-    tokenizer.init_kwargs["legacy"] = legacy
+    record_legacy_flag(tokenizer)
     add_groundinggpt_tokens(tokenizer)
     return tokenizer
 
