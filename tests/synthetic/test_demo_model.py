@@ -32,6 +32,13 @@ def metrics(demo):
     return evaluate_synthetic_grounding(*demo, FRESH_SEEDS)
 
 
+def test_tokenizer_is_the_one_the_model_was_trained_with(demo):
+    # trained with legacy=True: the word after an added token keeps its `▁` (`<p>`, `the` -> `▁the`)
+    tokenizer = demo[1].tokenizer
+    assert tokenizer.legacy is True
+    assert tokenizer.tokenize("<p>the red square</p>") == ["<p>", "▁the", "▁red", "▁square", "</p>"]
+
+
 def test_enough_fresh_scenes_and_phrasings(metrics):
     assert metrics["num_scenes"] >= 50
     assert metrics["num_objects"] >= max(len(REC_TEMPLATES), len(GROUNDED_CAPTION_TEMPLATES))
