@@ -6,9 +6,11 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, BitsAndBytesConfig
 
+from transformers_groma import GroundingGPTForConditionalGeneration
 from transformers_groma.tiny import (
     tiny_groma_model,
     tiny_groma_processor,
+    tiny_groundinggpt_config,
     tiny_groundinggpt_model,
     tiny_groundinggpt_processor,
 )
@@ -110,23 +112,102 @@ def test_keep_vision_path_fp32_false_lets_the_vision_path_be_quantized(groma_fol
     model.generate(**groma_inputs, max_new_tokens=2, do_sample=False)  # quantized bridge inputs are cast right
 
 
-def test_groundinggpt_8bit_keeps_the_encoders_and_generates_the_same_tokens(tmp_path):
-    tiny_groundinggpt_model().save_pretrained(tmp_path)
+@pytest.fixture(scope="module")
+def groundinggpt_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-groundinggpt")
+    tiny_groundinggpt_model().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def wide_groundinggpt_folder(tmp_path_factory):
+    """The tiny GroundingGPT with a 64-wide LLM: bitsandbytes' CPU 4-bit kernels need whole 64-value blocks per row."""
+    folder = tmp_path_factory.mktemp("tiny-groundinggpt-64")
+    config = tiny_groundinggpt_config()
+    text = config.text_config
+    text.hidden_size, text.intermediate_size, text.head_dim = 64, 128, 64 // text.num_attention_heads
+    torch.manual_seed(0)
+    GroundingGPTForConditionalGeneration(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def groundinggpt_inputs():
     processor = tiny_groundinggpt_processor()
     content = [{"type": "image"}, {"type": "text", "text": "where?"}]
     prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-    inputs = processor(text=prompt, images=Image.new("RGB", (40, 30), "blue"), return_tensors="pt")
-    expected = AutoModelForImageTextToText.from_pretrained(tmp_path).generate(
-        **inputs, max_new_tokens=NEW_TOKENS, do_sample=False
-    )
+    return processor(text=prompt, images=Image.new("RGB", (40, 30), "blue"), return_tensors="pt")
+
+
+@pytest.fixture(scope="module")
+def groundinggpt_tokens(groundinggpt_folder, groundinggpt_inputs):
+    model = AutoModelForImageTextToText.from_pretrained(groundinggpt_folder).eval()
+    return model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+
+
+def unquantized_encoders(model: torch.nn.Module) -> bool:
+    return not [name for name in quantized_module_names(model) if name.split(".")[1].endswith("_encoder")]
+
+
+def test_groundinggpt_8bit_keeps_the_encoders_and_generates_the_same_tokens(
+    groundinggpt_folder, groundinggpt_inputs, groundinggpt_tokens
+):
     model = AutoModelForImageTextToText.from_pretrained(
-        tmp_path, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu"
+        groundinggpt_folder, quantization_config=BitsAndBytesConfig(load_in_8bit=True), device_map="cpu"
     )
-    names = quantized_module_names(model)
-    assert "model.language_model.layers.0.self_attn.q_proj" in names
-    assert not [name for name in names if name.split(".")[1].endswith("_encoder")]
-    tokens = model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
-    assert torch.equal(tokens, expected)
+    assert "model.language_model.layers.0.self_attn.q_proj" in quantized_module_names(model)
+    assert unquantized_encoders(model)
+    tokens = model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert torch.equal(tokens, groundinggpt_tokens)
+
+
+def test_groundinggpt_4bit_keeps_the_encoders_and_starts_like_float32(wide_groundinggpt_folder, groundinggpt_inputs):
+    folder = wide_groundinggpt_folder
+    float_model = AutoModelForImageTextToText.from_pretrained(folder).eval()
+    expected = float_model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForImageTextToText.from_pretrained(folder, quantization_config=config, device_map="cpu")
+    assert isinstance(model.model.language_model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    assert unquantized_encoders(model)
+    pixels = groundinggpt_inputs["pixel_values"]
+    with torch.no_grad():  # the unquantized image encoder gives exactly the float model's image tokens
+        assert torch.equal(
+            model.get_image_features(pixels).pooler_output, float_model.get_image_features(pixels).pooler_output
+        )
+    # as for Groma: 4-bit weights of a random tiny LLM move its near-tied logits, so only the first token is compared
+    tokens = model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    prompt_and_one = expected.shape[1] - NEW_TOKENS + 1
+    assert torch.equal(tokens[:, :prompt_and_one], expected[:, :prompt_and_one])
+
+
+def test_groundinggpt_loads_with_cpu_and_disk_offload(
+    groundinggpt_folder, groundinggpt_inputs, groundinggpt_tokens, tmp_path
+):
+    device_map = {
+        "model.image_encoder": "disk",
+        "model.video_encoder": "cpu",
+        "model.audio_encoder": "disk",
+        "model.language_model": "disk",
+        "lm_head": "cpu",
+    }
+    model = AutoModelForImageTextToText.from_pretrained(
+        groundinggpt_folder, device_map=device_map, offload_folder=tmp_path / "offload"
+    )
+    assert next(model.model.image_encoder.parameters()).device.type == "meta"  # really offloaded
+    tokens = model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert torch.equal(tokens, groundinggpt_tokens)
+
+
+def test_groundinggpt_device_map_auto_offloads_within_a_memory_budget(
+    groundinggpt_folder, groundinggpt_inputs, groundinggpt_tokens, tmp_path
+):
+    size = (groundinggpt_folder / "model.safetensors").stat().st_size
+    model = AutoModelForImageTextToText.from_pretrained(
+        groundinggpt_folder, device_map="auto", max_memory={"cpu": size // 3}, offload_folder=tmp_path / "offload"
+    )
+    assert "disk" in set(model.hf_device_map.values())
+    tokens = model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    assert torch.equal(tokens, groundinggpt_tokens)
 
 
 def test_qlora_trains_adapters_on_a_4bit_model(groma_folder, groma_inputs):
