@@ -114,7 +114,6 @@ EXPANSION = (
         "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
         "hand-written safetensors file (an int64 tensor)",
         "test_enable_input_require_grads_with_gradient_checkpointing": "input gradients with checkpointing",
-        "test_get_image_features_attentions": "DINOv2 attentions are not returned by get_image_features",
         "test_model_forward_default_config_values": "tiny config fails validate_architecture",
         "test_model_outputs_equivalence": "tuple vs dict outputs differ",
         "test_model_rope_scaling_from_config": "yarn RoPE scaling on the text config",

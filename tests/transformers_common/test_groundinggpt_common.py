@@ -94,7 +94,6 @@ class GroundingGPTModelTester:
         "test_from_pretrained_no_checkpoint": "the package's checked loading needs a checkpoint folder",
         "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
         "hand-written safetensors file (an int64 tensor)",
-        "test_get_image_features_attentions": "CLIP attentions are not returned by get_image_features",
         "test_get_video_features_attentions": "video features carry no attentions",
         "test_get_video_features_hidden_states": "video features carry no hidden states",
         "test_get_audio_features_attentions": "audio features carry no attentions",

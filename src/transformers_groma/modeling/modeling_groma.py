@@ -140,16 +140,16 @@ class GromaPreTrainedModel(
     def run_vision_tower(
         self, pixel_values: torch.Tensor, output_attentions: bool | None = None
     ) -> tuple[BaseModelOutputWithPooling, tuple[int, int]]:
-        """DINOv2's output on (B, 3, H, W) `pixel_values` (with all hidden states) and the patch grid (h, w)."""
+        """DINOv2's output on (B, 3, H, W) `pixel_values` (with all hidden states) and the patch grid (h, w).
+        `output_attentions=None` leaves the choice to the vision config."""
         check_pixel_tensor(
             pixel_values, "pixel_values", "(batch, 3, height, width)", patch_size=self.config.vision_config.patch_size
         )
         grid = self.patch_grid(pixel_values)
+        attentions = {} if output_attentions is None else {"output_attentions": output_attentions}
         with self.vision_autocast(pixel_values.device.type):
             outputs = self.vision_tower(
-                pixel_values.to(self.vision_tower.dtype),
-                output_hidden_states=True,
-                output_attentions=output_attentions,
+                pixel_values.to(self.vision_tower.dtype), output_hidden_states=True, **attentions
             )
         return outputs, grid
 

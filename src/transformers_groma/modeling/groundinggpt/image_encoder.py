@@ -47,6 +47,8 @@ class GroundingGPTImageEncoder(nn.Module):
                 f"`pixel_values` must be (num_images, 3, {image_size}, {image_size}) padded-to-square CLIP inputs "
                 f"(see GroundingGPTImageProcessor), got shape {tuple(pixel_values.shape)}."
             )
+        if output_attentions is None:
+            output_attentions = self.vision_tower.config.output_attentions
         outputs = self.vision_tower(
             pixel_values.to(self.vision_tower.dtype), output_hidden_states=True, output_attentions=output_attentions
         )
