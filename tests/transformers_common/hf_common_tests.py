@@ -120,6 +120,20 @@ class RegisteredInAutoTables:
         super().tearDownClass()
 
 
+class PromptShapedLabels:
+    """unittest mixin: labels of the prompt's shape (`input_ids`), as the models take them.
+
+    The models expand their placeholders themselves, so the common tests' `seq_length` is the expanded length; their
+    `_prepare_for_class` would build labels of that length, which the models reject.
+    """
+
+    def _prepare_for_class(self, inputs_dict, model_class, return_labels=False):
+        inputs_dict = super()._prepare_for_class(inputs_dict, model_class, return_labels=return_labels)
+        if "labels" in inputs_dict and "input_ids" in inputs_dict:
+            inputs_dict["labels"] = inputs_dict["input_ids"].new_zeros(inputs_dict["input_ids"].shape)
+        return inputs_dict
+
+
 def register_in_auto_tables(model_type: str, base_model: str, generation_model: str) -> ExitStack:
     """List `base_model` and `generation_model` in transformers' Auto name tables (`MODEL_MAPPING_NAMES`,
     `MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES`) under `model_type`, as built-in models are; undone on `close()`."""

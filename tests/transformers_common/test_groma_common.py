@@ -26,6 +26,7 @@ from transformers_groma.tokens import REGION_TOKEN
 from .hf_common_tests import (
     HUB_MEDIA,
     HUB_MEDIA_TESTS,
+    PromptShapedLabels,
     RegisteredInAutoTables,
     known_open,
     load_common_tests,
@@ -113,16 +114,18 @@ EXPANSION = (
         "test_from_pretrained_no_checkpoint": "the package's checked loading needs a checkpoint folder",
         "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
         "hand-written safetensors file (an int64 tensor)",
-        "test_enable_input_require_grads_with_gradient_checkpointing": "input gradients with checkpointing",
         "test_model_forward_default_config_values": "tiny config fails validate_architecture",
-        "test_model_outputs_equivalence": "tuple vs dict outputs differ",
         "test_model_rope_scaling_from_config": "yarn RoPE scaling on the text config",
         "test_num_layers_is_small": "the tiny DINOv2 has 5 layers (region features read 3 of them)",
         "test_reverse_loading_mapping": "DINOv2 legacy key mapping is not reversible as the test expects",
     }
 )
 class GromaModelTest(
-    RegisteredInAutoTables, modeling_common.ModelTesterMixin, GenerationTesterMixin, unittest.TestCase
+    PromptShapedLabels,
+    RegisteredInAutoTables,
+    modeling_common.ModelTesterMixin,
+    GenerationTesterMixin,
+    unittest.TestCase,
 ):
     all_model_classes = (GromaModel, GromaForConditionalGeneration)
     _is_composite = True

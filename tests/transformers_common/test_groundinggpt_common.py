@@ -26,6 +26,7 @@ from transformers_groma.tiny import (
 from .hf_common_tests import (
     HUB_MEDIA,
     HUB_MEDIA_TESTS,
+    PromptShapedLabels,
     RegisteredInAutoTables,
     known_open,
     load_common_tests,
@@ -110,7 +111,11 @@ class GroundingGPTModelTester:
     }
 )
 class GroundingGPTModelTest(
-    RegisteredInAutoTables, modeling_common.ModelTesterMixin, GenerationTesterMixin, unittest.TestCase
+    PromptShapedLabels,
+    RegisteredInAutoTables,
+    modeling_common.ModelTesterMixin,
+    GenerationTesterMixin,
+    unittest.TestCase,
 ):
     all_model_classes = (GroundingGPTModel, GroundingGPTForConditionalGeneration)
     _is_composite = True
