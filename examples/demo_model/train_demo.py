@@ -7,12 +7,14 @@ Every stage goes through the public training entry points (`groma-train-detectio
 by `transformers_groma.synthetic.write_datasets`:
 
 0. a random DINOv2 + region proposer (`init/proposer`) and a random Llama with a word-level tokenizer made for the
-   world's texts (`init/llm`), every legacy flag off;
+   world's texts (`init/llm`, initialized at ~1/sqrt(width), as a 128-wide model needs), every legacy flag off;
 1. `groma-train-detection`: DINOv2 and the proposer learn class-agnostic boxes (both objectness heads: the detection
    file is given once per head);
-2. `groma-train --stage align` from `--vision_proposer_path` + `--llm_path`: the bridge, the region encoder and the
-   whole (random, hence unfrozen) LLM learn region captions, REC and grounded captions (`default` template);
-3. `groma-train --stage finetune`: the same tasks in the `llava` template that inference uses.
+2. `groma-train --stage align` from `--vision_proposer_path` + `--llm_path`: the bridge, the region encoder (both at
+   a tenth of the learning rate, which keeps the region tokens' scale near the word embeddings') and the whole
+   (random, hence unfrozen) LLM learn from whole conversations (a grounded caption, then REC and region captions),
+   multi-turn REC and single region captions (`default` template);
+3. `groma-train --stage finetune`: the same data in the `llava` template that inference uses.
 
 The result (`OUTPUT/final`) is a normal Groma folder, stored in float16 except the vision path. This is a toy world
 of coloured squares, circles and triangles, not a model of real images.
@@ -100,6 +102,7 @@ LLM = {
     "num_key_value_heads": 4,
     "max_position_embeddings": 512,
     "rms_norm_eps": 1e-5,
+    "initializer_range": 0.09,  # ~1/sqrt(hidden_size): Llama's 0.02 suits 4096-wide models, not 128-wide ones
 }
 QUIET = ["--report_to", "none", "--disable_tqdm", "true", "--save_strategy", "no"]
 EVAL_SEED = 10**9  # fresh scenes: `write_datasets` seeds scene i of chunk c as (SEED + c) * 10**6 + i
@@ -179,8 +182,9 @@ def write_rec_conversations(custom_file: Path, output_file: Path) -> None:
 
 
 def write_mixtures(chunks: list[dict[str, Path]], out: Path) -> None:
-    """`detection.json` (every detection file once per objectness head) and `vl.json` (REC, region captions and
-    grounded captions) in `out`."""
+    """`detection.json` (every detection file once per objectness head) and `vl.json` in `out`: the custom
+    conversations (a grounded caption, then a REC and a region-caption exchange per object), multi-turn REC that
+    starts without a caption to copy from, and single region captions."""
     detection, vl = [], []
     for index, paths in enumerate(chunks):
         image_dir = str(paths["image_dir"])
@@ -194,20 +198,21 @@ def write_mixtures(chunks: list[dict[str, Path]], out: Path) -> None:
                     "name": f"shapes{index}-{head}",
                 }
             )
-        for kind, key in (("refcoco_rec", "rec"), ("vg_single", "region_caption"), ("flickr30k", "grounded_caption")):
-            vl.append(
-                {"type": kind, "annotation_file": str(paths[key]), "image_dir": image_dir, "name": f"{key}{index}"}
-            )
         rec_conversations = paths["custom"].with_name("rec_conversations.jsonl")
         write_rec_conversations(paths["custom"], rec_conversations)
-        vl.append(
-            {
-                "type": "custom",
-                "annotation_file": str(rec_conversations),
-                "image_dir": image_dir,
-                "name": f"rec_conversations{index}",
-            }
-        )
+        for kind, annotation_file, name in (
+            ("custom", paths["custom"], "conversations"),
+            ("custom", rec_conversations, "rec_conversations"),
+            ("vg_single", paths["region_caption"], "region_captions"),
+        ):
+            vl.append(
+                {
+                    "type": kind,
+                    "annotation_file": str(annotation_file),
+                    "image_dir": image_dir,
+                    "name": f"{name}{index}",
+                }
+            )
     (out / "detection.json").write_text(json.dumps({"sources": detection}))
     (out / "vl.json").write_text(json.dumps({"sources": vl}))
 
@@ -233,11 +238,14 @@ def main() -> None:
     parser.add_argument("--num_scenes", type=int, default=4000)
     parser.add_argument("--num_chunks", type=int, default=4, help="Data folders written in parallel.")
     parser.add_argument("--detection_steps", type=int, default=2000)
-    parser.add_argument("--align_steps", type=int, default=1600)
-    parser.add_argument("--finetune_steps", type=int, default=600)
+    parser.add_argument("--align_steps", type=int, default=700)
+    parser.add_argument("--finetune_steps", type=int, default=800)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--detection_lr", type=float, default=1e-3)
-    parser.add_argument("--vl_lr", type=float, default=2e-3)
+    parser.add_argument("--vl_lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--vision_lr_multiplier", type=float, default=0.1, help="LR factor of the region encoder and the bridge."
+    )
     parser.add_argument("--num_workers", type=int, default=0, help="Dataloader workers of every stage.")
     parser.add_argument("--scale", type=float, default=1.0, help="Multiply the scene and step counts (quick tries).")
     parser.add_argument("--stages", default="0123", help="Which stages to run (the earlier outputs must exist).")
@@ -275,8 +283,12 @@ def main() -> None:
         ])  # fmt: skip
         done("stage 1")
     vl_common = [
-        "--data_config", str(out / "vl.json"), "--model_max_length", "256", "--learning_rate", str(args.vl_lr),
-        "--weight_decay", "0.0", "--freeze_llm", "false", "--train_new_token_rows_only", "false", *common,
+        "--data_config", str(out / "vl.json"), "--model_max_length", "512", "--learning_rate", str(args.vl_lr),
+        "--weight_decay", "0.0", "--freeze_llm", "false", "--train_new_token_rows_only", "false",
+        # the region encoder's unnormalized convolutions multiply their growth: at the full rate the region tokens
+        # grow ~500x louder than the word embeddings and drown what attention writes at their positions
+        "--lr_multiplier_patterns", "region_encoder", "multi_modal_projector", "--lr_multiplier", str(args.vision_lr_multiplier),
+        *common,
     ]  # fmt: skip
     if "2" in args.stages:
         run_vl.run([
