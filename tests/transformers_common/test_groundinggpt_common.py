@@ -56,7 +56,7 @@ class GroundingGPTModelTester:
         self.image_size = TINY_GROUNDINGGPT_IMAGE_SIZE
         self.vision_config = config.vision_config.to_dict()
         self.audio_config = config.audio_qformer_config.to_dict()  # the audio features are the Q-Former's
-        self.video_config = config.video_temporal_qformer_config.to_dict()  # the video features are the Q-Former's
+        self.video_config = config.video_vision_config.to_dict()  # the video features carry EVA-ViT's states
 
     def get_config(self) -> GroundingGPTConfig:
         # the last CLIP layer feeds the image tokens (as in llava's tester), so every CLIP weight gets a gradient
@@ -95,8 +95,6 @@ class GroundingGPTModelTester:
         "test_from_pretrained_no_checkpoint": "the package's checked loading needs a checkpoint folder",
         "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
         "hand-written safetensors file (an int64 tensor)",
-        "test_get_video_features_attentions": "video features carry no attentions",
-        "test_get_video_features_hidden_states": "video features carry no hidden states",
         "test_get_audio_features_attentions": "audio features carry no attentions",
         "test_get_audio_features_hidden_states": "audio features carry no hidden states",
         "test_inputs_embeds": "forward(inputs_embeds=..., media) is not supported (generate supports it)",

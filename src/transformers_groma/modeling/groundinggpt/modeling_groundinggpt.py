@@ -100,11 +100,16 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
 
     @can_return_tuple
     def get_video_features(
-        self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None, **kwargs
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_num_frames: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
     ) -> GroundingGPTVideoFeaturesOutput:
-        """Video tokens (`pooler_output`, (N, num_video_tokens, D)) of (N, 3, T, H, W) videos; see
-        [`GroundingGPTVideoEncoder`]."""
-        return self.video_encoder(pixel_values_videos, video_num_frames)
+        """Video tokens (`pooler_output`, (N, num_video_tokens, D)) of (N, 3, T, H, W) videos, with EVA-ViT's hidden
+        states and attentions when requested; see [`GroundingGPTVideoEncoder`]."""
+        return self.video_encoder(pixel_values_videos, video_num_frames, output_hidden_states, output_attentions)
 
     @can_return_tuple
     def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> GroundingGPTAudioFeaturesOutput:

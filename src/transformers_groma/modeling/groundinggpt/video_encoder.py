@@ -46,18 +46,32 @@ class GroundingGPTVideoEncoder(nn.Module):
         self.projection = nn.Linear(temporal_config.hidden_size, config.text_config.hidden_size)
 
     def forward(
-        self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None = None
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_num_frames: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> GroundingGPTVideoFeaturesOutput:
         """Encode (N, 3, T, H, W) CLIP-normalised videos into (N, num_video_tokens, D).
 
         Args:
             pixel_values_videos: The frames in the original (channels, time) layout.
             video_num_frames: (N,) real frames per video (the first ones); all T when omitted.
+            output_hidden_states, output_attentions: Return EVA-ViT's hidden states / attentions over the real frames
+                ((F, ...) each, video-major); default: the video vision config's setting.
         """
         frame_mask = self._frame_mask(pixel_values_videos, video_num_frames)
         num_videos, num_frames = frame_mask.shape
         frames = pixel_values_videos.transpose(1, 2)[frame_mask]  # (F, 3, H, W), video-major like the original
-        frame_features = self.vision_tower(frames.to(self.vision_tower.dtype)).last_hidden_state
+        tower_config = self.vision_tower.config
+        tower_outputs = self.vision_tower(
+            frames.to(self.vision_tower.dtype),
+            output_hidden_states=tower_config.output_hidden_states
+            if output_hidden_states is None
+            else output_hidden_states,
+            output_attentions=tower_config.output_attentions if output_attentions is None else output_attentions,
+        )
+        frame_features = tower_outputs.last_hidden_state
         queries = self.frame_query_tokens.expand(len(frame_features), -1, -1)
         frame_states = self.frame_qformer(query_embeds=queries, encoder_hidden_states=frame_features).last_hidden_state
 
@@ -80,6 +94,8 @@ class GroundingGPTVideoEncoder(nn.Module):
             frame_attention_mask=frame_attention_mask,
             frame_qformer_hidden_states=frame_states,
             frame_features=frame_features,
+            hidden_states=tower_outputs.hidden_states,
+            attentions=tower_outputs.attentions,
         )
 
     def _frame_mask(self, pixel_values_videos: torch.Tensor, video_num_frames: torch.Tensor | None) -> torch.Tensor:
