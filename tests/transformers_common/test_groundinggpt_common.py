@@ -55,7 +55,7 @@ class GroundingGPTModelTester:
         self.num_attention_heads = config.text_config.num_attention_heads
         self.image_size = TINY_GROUNDINGGPT_IMAGE_SIZE
         self.vision_config = config.vision_config.to_dict()
-        self.audio_config = config.audio_qformer_config.to_dict()  # the audio features are the Q-Former's
+        self.audio_config = config.audio_config.to_dict()  # the audio features carry ImageBind's states
         self.video_config = config.video_vision_config.to_dict()  # the video features carry EVA-ViT's states
 
     def get_config(self) -> GroundingGPTConfig:
@@ -95,8 +95,6 @@ class GroundingGPTModelTester:
         "test_from_pretrained_no_checkpoint": "the package's checked loading needs a checkpoint folder",
         "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
         "hand-written safetensors file (an int64 tensor)",
-        "test_get_audio_features_attentions": "audio features carry no attentions",
-        "test_get_audio_features_hidden_states": "audio features carry no hidden states",
         "test_inputs_embeds": "forward(inputs_embeds=..., media) is not supported (generate supports it)",
         "test_inputs_embeds_matches_input_ids": "forward(inputs_embeds=..., media) is not supported",
         "test_model_rope_scaling_from_config": "RoPE scaling on the text config",

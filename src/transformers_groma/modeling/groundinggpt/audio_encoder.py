@@ -43,11 +43,17 @@ class GroundingGPTImageBindBlock(nn.Module):
         self.norm_2 = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = GroundingGPTImageBindMlp(config)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        """Run the block on (N, sequence, hidden_size) states (no mask: every clip has the same length)."""
+    def forward(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run the block on (N, sequence, hidden_size) states (no mask: every clip has the same length); returns the
+        new states and, when `output_attentions`, the per-head attention weights."""
         normed = self.norm_1(hidden_states)
-        hidden_states = hidden_states + self.attn(normed, normed, normed, need_weights=False)[0]
-        return hidden_states + self.mlp(self.norm_2(hidden_states))
+        attended, weights = self.attn(
+            normed, normed, normed, need_weights=output_attentions, average_attn_weights=False
+        )
+        hidden_states = hidden_states + attended
+        return hidden_states + self.mlp(self.norm_2(hidden_states)), weights
 
 
 class GroundingGPTImageBindAudioModel(nn.Module):
@@ -74,15 +80,27 @@ class GroundingGPTImageBindAudioModel(nn.Module):
         # ImageBind keeps ln(scale) as a float32 buffer and exponentiates it; this reproduces that float32 value.
         self.logit_scale = torch.tensor(math.log(config.logit_scale), dtype=torch.float32, device="cpu").exp().item()
 
-    def forward(self, input_features: torch.Tensor) -> GroundingGPTImageBindAudioOutput:
-        """Encode (N, 1, num_mel_bins, target_length) normalised log-mel clips into (N, output_size) embeddings."""
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> GroundingGPTImageBindAudioOutput:
+        """Encode (N, 1, num_mel_bins, target_length) normalised log-mel clips into (N, output_size) embeddings;
+        the trunk's hidden states and attentions when requested (default: the config's setting)."""
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
         patches = self.patch_embedding(input_features.to(self.patch_embedding.weight.dtype))
         patches = self.patch_layernorm(patches.flatten(2).transpose(1, 2))
         class_embedding = self.class_embedding.expand(len(patches), -1, -1)
         embedding_output = torch.cat([class_embedding, patches], dim=1) + self.position_embedding
-        hidden_states = embedding_output
+        hidden_states, all_hidden_states, attentions = embedding_output, [embedding_output], []
         for layer in self.layers:
-            hidden_states = layer(hidden_states)
+            hidden_states, weights = layer(hidden_states, output_attentions)
+            all_hidden_states.append(hidden_states)
+            attentions.append(weights)
         pooled = self.head_layernorm(hidden_states[:, 0])
         audio_embeds = nn.functional.normalize(self.projection(pooled), dim=-1) * self.logit_scale
         return GroundingGPTImageBindAudioOutput(
@@ -90,6 +108,8 @@ class GroundingGPTImageBindAudioModel(nn.Module):
             pooler_output=pooled,
             last_hidden_state=hidden_states,
             embedding_output=embedding_output,
+            hidden_states=tuple(all_hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
         )
 
 
@@ -108,11 +128,17 @@ class GroundingGPTAudioEncoder(nn.Module):
         self.qformer = Blip2QFormerModel._from_config(qformer_config)
         self.projection = nn.Linear(qformer_config.hidden_size, config.text_config.hidden_size)
 
-    def forward(self, input_features: torch.Tensor) -> GroundingGPTAudioFeaturesOutput:
-        """Encode (N, num_clips, 1, num_mel_bins, target_length) audio features into (N, num_audio_tokens, D)."""
+    def forward(
+        self,
+        input_features: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> GroundingGPTAudioFeaturesOutput:
+        """Encode (N, num_clips, 1, num_mel_bins, target_length) audio features into (N, num_audio_tokens, D), with
+        ImageBind's hidden states and attentions over the N x num_clips clips when requested."""
         self._check_input_features(input_features)
         num_audios, num_clips = input_features.shape[:2]
-        imagebind_output = self.audio_tower(input_features.flatten(0, 1))
+        imagebind_output = self.audio_tower(input_features.flatten(0, 1), output_hidden_states, output_attentions)
         clip_embeds = imagebind_output.audio_embeds.view(num_audios, num_clips, -1)
         clip_embeds = clip_embeds + self.clip_position_embedding(torch.arange(num_clips, device=clip_embeds.device))
         queries = self.query_tokens.expand(num_audios, -1, -1)
@@ -123,6 +149,8 @@ class GroundingGPTAudioEncoder(nn.Module):
             last_hidden_state=qformer_hidden_states,
             clip_embeds=clip_embeds,
             imagebind_output=imagebind_output,
+            hidden_states=imagebind_output.hidden_states,
+            attentions=imagebind_output.attentions,
         )
 
     def _check_input_features(self, input_features: torch.Tensor) -> None:

@@ -112,10 +112,16 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         return self.video_encoder(pixel_values_videos, video_num_frames, output_hidden_states, output_attentions)
 
     @can_return_tuple
-    def get_audio_features(self, input_features: torch.Tensor, **kwargs) -> GroundingGPTAudioFeaturesOutput:
-        """Audio tokens (`pooler_output`, (N, num_audio_tokens, D)) of (N, clips, 1, mel, frames) log-mel clips; see
-        [`GroundingGPTAudioEncoder`]."""
-        return self.audio_encoder(input_features)
+    def get_audio_features(
+        self,
+        input_features: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> GroundingGPTAudioFeaturesOutput:
+        """Audio tokens (`pooler_output`, (N, num_audio_tokens, D)) of (N, clips, 1, mel, frames) log-mel clips, with
+        ImageBind's hidden states and attentions when requested; see [`GroundingGPTAudioEncoder`]."""
+        return self.audio_encoder(input_features, output_hidden_states, output_attentions)
 
     def get_multimodal_embeddings(
         self,

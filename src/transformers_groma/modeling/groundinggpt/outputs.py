@@ -17,12 +17,17 @@ class GroundingGPTImageBindAudioOutput(ModelOutput):
         pooler_output: (N, H) the CLS token after the head LayerNorm.
         last_hidden_state: (N, 1 + P, H) output of the last block.
         embedding_output: (N, 1 + P, H) input of the first block (patch embeddings, CLS and position embeddings).
+        hidden_states: when requested, the embedding output and every block's output, (N, 1 + P, H) each.
+        attentions: when requested, every block's attention weights, (N, heads, 1 + P, 2 + P) each (the last key is
+            the learned bias key/value slot).
     """
 
     audio_embeds: torch.FloatTensor | None = None
     pooler_output: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
     embedding_output: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -58,6 +63,7 @@ class GroundingGPTVideoFeaturesOutput(BaseModelOutputWithPooling):
         frame_attention_mask: (N, T * Q) 1 where `frame_query_embeds` belongs to a real frame.
         frame_qformer_hidden_states: (F, Q, Hq) frame Q-Former output of every real frame.
         frame_features: (F, 1 + P, E) EVA features of every real frame after `ln_vision`.
+        hidden_states, attentions: when requested, EVA-ViT's over the F real frames.
     """
 
     frame_query_embeds: torch.FloatTensor | None = None
@@ -85,6 +91,7 @@ class GroundingGPTAudioFeaturesOutput(BaseModelOutputWithPooling):
         clip_embeds: (N, S, output_size) ImageBind clip embeddings plus the clip position embeddings: what the audio
             Q-Former attends to.
         imagebind_output: [`GroundingGPTImageBindAudioOutput`] of the N * S clips (audio-major).
+        hidden_states, attentions: when requested, ImageBind's (those of `imagebind_output`, over the N * S clips).
     """
 
     clip_embeds: torch.FloatTensor | None = None
