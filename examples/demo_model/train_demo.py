@@ -41,6 +41,7 @@ from transformers_groma.processing import (
     REGION_CAPTION_TEMPLATES,
     GromaImageProcessor,
     add_groma_tokens,
+    record_legacy_flag,
 )
 from transformers_groma.processing.prompts import (
     ASSISTANT_ROLE,
@@ -129,7 +130,7 @@ def build_tokenizer() -> LlamaTokenizer:
     state = json.loads(backend.to_str())["model"]
     merges = [tuple(merge.split(" ")) if isinstance(merge, str) else tuple(merge) for merge in state["merges"]]
     tokenizer = LlamaTokenizer(vocab=state["vocab"], merges=merges, add_bos_token=True, legacy=True)
-    tokenizer.init_kwargs["legacy"] = True
+    record_legacy_flag(tokenizer)
     add_groma_tokens(tokenizer)
     return tokenizer
 

@@ -18,7 +18,7 @@ from .configuration_groma import GromaConfig
 from .configuration_groundinggpt import TOKEN_ID_FIELDS, GroundingGPTConfig
 from .modeling import GromaForConditionalGeneration
 from .modeling.groundinggpt import GroundingGPTForConditionalGeneration
-from .processing import CHAT_TEMPLATE, GromaImageProcessor, GromaProcessor, add_groma_tokens
+from .processing import CHAT_TEMPLATE, GromaImageProcessor, GromaProcessor, add_groma_tokens, record_legacy_flag
 from .processing.groundinggpt import (
     GroundingGPTFeatureExtractor,
     GroundingGPTImageProcessor,
@@ -209,7 +209,7 @@ def tiny_groundinggpt_tokenizer() -> LlamaTokenizer:
     for character in string.ascii_letters + string.digits + string.punctuation + "\n\t":
         vocab.setdefault(character, len(vocab))
     tokenizer = LlamaTokenizer(vocab=vocab, merges=[], add_bos_token=True, legacy=True)
-    tokenizer.init_kwargs["legacy"] = True
+    record_legacy_flag(tokenizer)
     add_groundinggpt_tokens(tokenizer)
     return tokenizer
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from transformers import LlamaTokenizer
 
-from transformers_groma.processing import GromaImageProcessor, GromaProcessor, add_groma_tokens
+from transformers_groma.processing import GromaImageProcessor, GromaProcessor, add_groma_tokens, record_legacy_flag
 
 from ..fixtures import GROMA_FIXTURE, skip_unless_ci
 
@@ -41,7 +41,7 @@ def build_tiny_tokenizer() -> LlamaTokenizer:
         vocab.setdefault(character, len(vocab))
     tokenizer = LlamaTokenizer(vocab=vocab, merges=[], add_bos_token=True, legacy=True)
     # `LlamaTokenizer.__init__` does not record `legacy`; without this, a reloaded copy would use `legacy=False`.
-    tokenizer.init_kwargs["legacy"] = True
+    record_legacy_flag(tokenizer)
     add_groma_tokens(tokenizer)
     return tokenizer
 
