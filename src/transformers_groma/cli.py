@@ -30,6 +30,7 @@ from .processing import (
     normalized_cxcywh_to_pixel_xyxy,
     validate_pixel_boxes,
 )
+from .processing.image_inputs import open_rgb_image
 from .synthetic import demo_model_path, generate_scene
 
 
@@ -167,11 +168,7 @@ def open_image(path: str | None) -> Image.Image:
     """The RGB image at `path`, or the demo image for None; a ValueError names a file that is not an image."""
     if path is None:
         return demo_image()
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"--image {path} cannot be read as an image ({error}).") from error
+    return open_rgb_image(path, f"--image {path}")
 
 
 def parse_box(text: str) -> list[float]:

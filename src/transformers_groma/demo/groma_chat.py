@@ -19,6 +19,7 @@ from ..processing import (
     region_reference,
     validate_pixel_boxes,
 )
+from ..processing.image_inputs import open_rgb_image
 
 
 ASK, LOCATE, CAPTION, DESCRIBE = "Ask", "Locate", "Grounded caption", "Describe the boxes"
@@ -39,10 +40,9 @@ class DemoInputError(ValueError):
 def read_image(path: str) -> Image.Image:
     """The RGB image in the uploaded file at `path`; a [`DemoInputError`] when it is not an image."""
     try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except OSError as error:
-        raise DemoInputError(f"The uploaded file cannot be read as an image ({error}).") from error
+        return open_rgb_image(path, "The uploaded file")
+    except ValueError as error:
+        raise DemoInputError(str(error)) from error
 
 
 def parse_typed_boxes(text: str) -> list[list[float]]:

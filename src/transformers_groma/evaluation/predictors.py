@@ -16,6 +16,7 @@ from PIL import Image
 from ..modeling import GromaForRegionProposal
 from ..processing import GroundedEntity, normalized_cxcywh_to_pixel_xyxy
 from ..processing.groundinggpt import SEPARATOR
+from ..processing.image_inputs import open_rgb_image
 from ..processing.tokenization import generated_id_lists
 from .detection import top_proposals
 
@@ -63,11 +64,7 @@ Predictor = Callable[[Sequence[Query]], list[Answer]]
 
 def load_image(path: str) -> Image.Image:
     """The RGB image at `path`; a ValueError names a file that cannot be read."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except OSError as error:
-        raise ValueError(f"{path} cannot be read as an image ({error}).") from error
+    return open_rgb_image(path, path)
 
 
 def clean_caption(text: str) -> str:

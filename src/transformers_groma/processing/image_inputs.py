@@ -109,6 +109,16 @@ def _open_image(source: str | os.PathLike, name: str) -> PIL.Image.Image:
     return image
 
 
+def open_rgb_image(path: str | os.PathLike, description: str) -> PIL.Image.Image:
+    """The image file at `path` as RGB; a ValueError starting with `description` (e.g. `"--image x.png"`) when the
+    file cannot be read as an image."""
+    try:
+        with PIL.Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, PIL.Image.DecompressionBombError) as error:
+        raise ValueError(f"{description} cannot be read as an image ({error}).") from error
+
+
 def _decode_base64(text: str) -> bytes | None:
     try:
         return base64.b64decode(text, validate=True) if len(text) > 64 else None
