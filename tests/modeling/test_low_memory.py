@@ -22,6 +22,29 @@ NEW_TOKENS = 8
 QUANTIZED_TYPES = (bnb.nn.Linear8bitLt, bnb.nn.Linear4bit)
 
 
+def greedy(model: torch.nn.Module, inputs) -> torch.Tensor:
+    """The prompt and `NEW_TOKENS` greedy tokens."""
+    return model.generate(**inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+
+
+def float_tokens(folder, inputs) -> torch.Tensor:
+    """`greedy` tokens of the unquantized model saved in `folder`."""
+    return greedy(AutoModelForImageTextToText.from_pretrained(folder).eval(), inputs)
+
+
+def assert_same_first_new_token(tokens: torch.Tensor, expected: torch.Tensor) -> None:
+    # 4-bit weights of a random tiny LLM move its near-tied logits: only the prompt and the first new token are compared
+    prompt_and_one = expected.shape[1] - NEW_TOKENS + 1
+    assert torch.equal(tokens[:, :prompt_and_one], expected[:, :prompt_and_one])
+
+
+def chat_inputs(processor, question: str, image: Image.Image):
+    """Model inputs of one user turn holding `image` and `question`, with the generation prompt."""
+    content = [{"type": "image"}, {"type": "text", "text": question}]
+    prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
+    return processor(images=image, text=prompt, return_tensors="pt")
+
+
 def quantized_module_names(model: torch.nn.Module) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, QUANTIZED_TYPES)]
 
@@ -36,16 +59,14 @@ def groma_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def groma_inputs():
-    processor = tiny_groma_processor()
-    content = [{"type": "image"}, {"type": "text", "text": "Locate <p>the dog</p> in the image."}]
-    prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-    return processor(images=Image.new("RGB", (100, 80), "red"), text=prompt, return_tensors="pt")
+    return chat_inputs(
+        tiny_groma_processor(), "Locate <p>the dog</p> in the image.", Image.new("RGB", (100, 80), "red")
+    )
 
 
 @pytest.fixture(scope="module")
 def groma_tokens(groma_folder, groma_inputs):
-    model = AutoModelForImageTextToText.from_pretrained(groma_folder).eval()
-    return model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    return float_tokens(groma_folder, groma_inputs)
 
 
 def test_groma_8bit_keeps_the_vision_path_and_generates_the_same_tokens(groma_folder, groma_inputs, groma_tokens):
@@ -56,7 +77,7 @@ def test_groma_8bit_keeps_the_vision_path_and_generates_the_same_tokens(groma_fo
     assert "model.multi_modal_projector.linear_1" in names and "model.language_model.layers.0.mlp.up_proj" in names
     assert not [name for name in names if name.split(".")[1] in ("vision_tower", "region_proposer", "region_encoder")]
     assert model.model.vision_tower.dtype == torch.float32 and "lm_head" not in names
-    tokens = model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    tokens = greedy(model, groma_inputs)
     assert torch.equal(tokens, groma_tokens)
 
 
@@ -71,10 +92,7 @@ def test_groma_4bit_keeps_the_vision_path_and_starts_like_float32(groma_folder, 
     float_boxes, float_scores = float_model.propose_regions(groma_inputs["pixel_values"])
     assert all(torch.equal(a, b) for a, b in zip(boxes, float_boxes))
     assert all(torch.equal(a, b) for a, b in zip(scores, float_scores))
-    # 4-bit weights of a random 64-wide model move its near-tied logits: only the first new token is compared.
-    tokens = model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
-    prompt_and_one = groma_tokens.shape[1] - NEW_TOKENS + 1
-    assert torch.equal(tokens[:, :prompt_and_one], groma_tokens[:, :prompt_and_one])
+    assert_same_first_new_token(greedy(model, groma_inputs), groma_tokens)
 
 
 def test_groma_loads_with_cpu_and_disk_offload(groma_folder, groma_inputs, groma_tokens, tmp_path):
@@ -90,7 +108,7 @@ def test_groma_loads_with_cpu_and_disk_offload(groma_folder, groma_inputs, groma
         groma_folder, device_map=device_map, offload_folder=tmp_path / "offload"
     )
     assert model.model.region_proposer.query_embeddings.weight.device.type == "meta"  # really offloaded
-    tokens = model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    tokens = greedy(model, groma_inputs)
     assert torch.equal(tokens, groma_tokens)
 
 
@@ -99,7 +117,7 @@ def test_groma_device_map_auto_offloads_within_a_memory_budget(groma_folder, gro
         groma_folder, device_map="auto", max_memory={"cpu": "1MB"}, offload_folder=tmp_path / "offload"
     )
     assert "disk" in set(model.hf_device_map.values())
-    tokens = model.generate(**groma_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    tokens = greedy(model, groma_inputs)
     assert torch.equal(tokens, groma_tokens)
 
 
@@ -133,16 +151,12 @@ def wide_groundinggpt_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def groundinggpt_inputs():
-    processor = tiny_groundinggpt_processor()
-    content = [{"type": "image"}, {"type": "text", "text": "where?"}]
-    prompt = processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-    return processor(text=prompt, images=Image.new("RGB", (40, 30), "blue"), return_tensors="pt")
+    return chat_inputs(tiny_groundinggpt_processor(), "where?", Image.new("RGB", (40, 30), "blue"))
 
 
 @pytest.fixture(scope="module")
 def groundinggpt_tokens(groundinggpt_folder, groundinggpt_inputs):
-    model = AutoModelForImageTextToText.from_pretrained(groundinggpt_folder).eval()
-    return model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    return float_tokens(groundinggpt_folder, groundinggpt_inputs)
 
 
 def unquantized_encoders(model: torch.nn.Module) -> bool:
@@ -157,14 +171,14 @@ def test_groundinggpt_8bit_keeps_the_encoders_and_generates_the_same_tokens(
     )
     assert "model.language_model.layers.0.self_attn.q_proj" in quantized_module_names(model)
     assert unquantized_encoders(model)
-    tokens = model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    tokens = greedy(model, groundinggpt_inputs)
     assert torch.equal(tokens, groundinggpt_tokens)
 
 
 def test_groundinggpt_4bit_keeps_the_encoders_and_starts_like_float32(wide_groundinggpt_folder, groundinggpt_inputs):
     folder = wide_groundinggpt_folder
     float_model = AutoModelForImageTextToText.from_pretrained(folder).eval()
-    expected = float_model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    expected = greedy(float_model, groundinggpt_inputs)
     config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32)
     model = AutoModelForImageTextToText.from_pretrained(folder, quantization_config=config, device_map="cpu")
     assert isinstance(model.model.language_model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
@@ -174,10 +188,7 @@ def test_groundinggpt_4bit_keeps_the_encoders_and_starts_like_float32(wide_groun
         assert torch.equal(
             model.get_image_features(pixels).pooler_output, float_model.get_image_features(pixels).pooler_output
         )
-    # as for Groma: 4-bit weights of a random tiny LLM move its near-tied logits, so only the first token is compared
-    tokens = model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
-    prompt_and_one = expected.shape[1] - NEW_TOKENS + 1
-    assert torch.equal(tokens[:, :prompt_and_one], expected[:, :prompt_and_one])
+    assert_same_first_new_token(greedy(model, groundinggpt_inputs), expected)
 
 
 def test_groundinggpt_loads_with_cpu_and_disk_offload(
@@ -194,7 +205,7 @@ def test_groundinggpt_loads_with_cpu_and_disk_offload(
         groundinggpt_folder, device_map=device_map, offload_folder=tmp_path / "offload"
     )
     assert next(model.model.image_encoder.parameters()).device.type == "meta"  # really offloaded
-    tokens = model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    tokens = greedy(model, groundinggpt_inputs)
     assert torch.equal(tokens, groundinggpt_tokens)
 
 
@@ -206,7 +217,7 @@ def test_groundinggpt_device_map_auto_offloads_within_a_memory_budget(
         groundinggpt_folder, device_map="auto", max_memory={"cpu": size // 3}, offload_folder=tmp_path / "offload"
     )
     assert "disk" in set(model.hf_device_map.values())
-    tokens = model.generate(**groundinggpt_inputs, max_new_tokens=NEW_TOKENS, do_sample=False)
+    tokens = greedy(model, groundinggpt_inputs)
     assert torch.equal(tokens, groundinggpt_tokens)
 
 
