@@ -146,10 +146,13 @@ class GromaPreTrainedModel(
             pixel_values, "pixel_values", "(batch, 3, height, width)", patch_size=self.config.vision_config.patch_size
         )
         grid = self.patch_grid(pixel_values)
-        attentions = {} if output_attentions is None else {"output_attentions": output_attentions}
+        if output_attentions is None:
+            output_attentions = self.vision_tower.config.output_attentions
         with self.vision_autocast(pixel_values.device.type):
             outputs = self.vision_tower(
-                pixel_values.to(self.vision_tower.dtype), output_hidden_states=True, **attentions
+                pixel_values.to(self.vision_tower.dtype),
+                output_hidden_states=True,
+                output_attentions=output_attentions,
             )
         return outputs, grid
 

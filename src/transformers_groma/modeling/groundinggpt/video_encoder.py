@@ -63,13 +63,14 @@ class GroundingGPTVideoEncoder(nn.Module):
         frame_mask = self._frame_mask(pixel_values_videos, video_num_frames)
         num_videos, num_frames = frame_mask.shape
         frames = pixel_values_videos.transpose(1, 2)[frame_mask]  # (F, 3, H, W), video-major like the original
-        tower_config = self.vision_tower.config
+        if output_hidden_states is None:
+            output_hidden_states = self.vision_tower.config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = self.vision_tower.config.output_attentions
         tower_outputs = self.vision_tower(
             frames.to(self.vision_tower.dtype),
-            output_hidden_states=tower_config.output_hidden_states
-            if output_hidden_states is None
-            else output_hidden_states,
-            output_attentions=tower_config.output_attentions if output_attentions is None else output_attentions,
+            output_hidden_states=output_hidden_states,
+            output_attentions=output_attentions,
         )
         frame_features = tower_outputs.last_hidden_state
         queries = self.frame_query_tokens.expand(len(frame_features), -1, -1)
