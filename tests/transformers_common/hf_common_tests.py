@@ -176,6 +176,19 @@ def known_open(reasons: dict[str, str]):
     return decorate
 
 
+def shows_future_warnings(*names: str):
+    """Class decorator: let the common tests `names` (where the release has them) see FutureWarning, which the suite
+    otherwise ignores (pyproject.toml, for third-party deprecations); e.g. the old cache name's deprecation test."""
+
+    def decorate(cls):
+        for name in names:
+            if hasattr(cls, name):
+                setattr(cls, name, pytest.mark.filterwarnings("always::FutureWarning")(getattr(cls, name)))
+        return cls
+
+    return decorate
+
+
 @contextmanager
 def transformers_verbosity(level: int):
     """Run the block with transformers' logging at `level`, restoring the previous verbosity after it."""

@@ -30,6 +30,7 @@ from .hf_common_tests import (
     RegisteredInAutoTables,
     known_open,
     load_common_tests,
+    shows_future_warnings,
     skip_common_tests,
     transformers_verbosity,
 )
@@ -110,7 +111,6 @@ EXPANSION = (
 )
 @known_open(
     {
-        "test_bc_cache_name_forward": "the old cache name through forward (deprecation warning not recorded)",
         "test_from_pretrained_no_checkpoint": "the package's checked loading needs a checkpoint folder",
         "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
         "hand-written safetensors file (an int64 tensor)",
@@ -120,6 +120,7 @@ EXPANSION = (
         "test_reverse_loading_mapping": "DINOv2 legacy key mapping is not reversible as the test expects",
     }
 )
+@shows_future_warnings("test_bc_cache_name_forward")
 class GromaModelTest(
     PromptShapedLabels,
     RegisteredInAutoTables,

@@ -30,6 +30,7 @@ from .hf_common_tests import (
     RegisteredInAutoTables,
     known_open,
     load_common_tests,
+    shows_future_warnings,
     skip_common_tests,
     transformers_verbosity,
 )
@@ -91,7 +92,6 @@ class GroundingGPTModelTester:
 )
 @known_open(
     {
-        "test_bc_cache_name_forward": "the old cache name through forward (deprecation warning not recorded)",
         "test_from_pretrained_no_checkpoint": "the package's checked loading needs a checkpoint folder",
         "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
         "hand-written safetensors file (an int64 tensor)",
@@ -106,6 +106,7 @@ class GroundingGPTModelTester:
         "test_training_gradient_checkpointing_use_reentrant_true": "parameters without gradient in the media branches",
     }
 )
+@shows_future_warnings("test_bc_cache_name_forward")
 class GroundingGPTModelTest(
     PromptShapedLabels,
     RegisteredInAutoTables,
