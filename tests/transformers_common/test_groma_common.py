@@ -60,7 +60,14 @@ class GromaModelTester:
     def get_config(self) -> GromaConfig:
         proposer = {**tiny_groma_config().proposer_config.to_dict(), "bbox_head_hidden_dim": 32}
         proposer |= {"encoder_ffn_dim": 64, "decoder_ffn_dim": 64}
+        vision = tiny_groma_config().vision_config.to_dict()
+        vision = {
+            key: value for key, value in vision.items() if key not in ("out_features", "out_indices", "stage_names")
+        }
+        vision["num_hidden_layers"] = 2
         return tiny_groma_config(
+            vision_config=vision,
+            proposer_feature_layers=[-2, -1],  # 2 layers: 3 hidden states, the region encoder reads all of them
             max_region_num=MAX_REGIONS,
             box_score_threshold=0.0,
             nms_threshold=1.0,
@@ -114,10 +121,10 @@ EXPANSION = (
         "test_from_pretrained_no_checkpoint": "the package's checked loading needs a checkpoint folder",
         "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
         "hand-written safetensors file (an int64 tensor)",
-        "test_model_forward_default_config_values": "tiny config fails validate_architecture",
-        "test_model_rope_scaling_from_config": "yarn RoPE scaling on the text config",
-        "test_num_layers_is_small": "the tiny DINOv2 has 5 layers (region features read 3 of them)",
-        "test_reverse_loading_mapping": "DINOv2 legacy key mapping is not reversible as the test expects",
+        "test_model_forward_default_config_values": "without pad_token_id the config takes Groma-7B's (32000), "
+        "which validate_architecture rejects for the tester's 1114-token vocabulary",
+        "test_model_rope_scaling_from_config": "transformers 5.23's version of the test feeds random ids from the "
+        "whole vocabulary, which can hit the <image> placeholder (rejected without pixel_values); passes on 5.25",
     }
 )
 @shows_future_warnings("test_bc_cache_name_forward")
