@@ -132,3 +132,20 @@ def test_generate(request, family, case):
 def test_groma_propose_regions(groma, pixel_values, error, message):
     with pytest.raises(error, match=message):
         groma[0].propose_regions(pixel_values)
+
+
+@pytest.mark.parametrize("family", ["groma", "groundinggpt"])
+def test_rope_scaling_lifts_the_length_limit(request, family):
+    """A prompt longer than `max_position_embeddings` is what RoPE scaling is for: with a scaled RoPE the models run
+    it (the limit holds for the default RoPE, see "prompt too long")."""
+    model, inputs = request.getfixturevalue(family)
+    text_config = model.config.text_config
+    long_ids = torch.cat([inputs["input_ids"], torch.full((1, text_config.max_position_embeddings), 50)], 1)
+    saved = text_config.rope_parameters
+    text_config.rope_parameters = {**saved, "rope_type": "dynamic", "factor": 4.0}
+    try:
+        with torch.no_grad():
+            logits = model(**{**inputs, "input_ids": long_ids, "attention_mask": None}).logits
+    finally:
+        text_config.rope_parameters = saved
+    assert logits.shape[1] >= long_ids.shape[1] and torch.isfinite(logits).all()
