@@ -46,7 +46,6 @@ from .validation import (
     check_prompts,
     check_sequence_length,
     check_token_ids,
-    position_limit,
 )
 from .vision import GromaLegacyDinov2Embeddings, GromaMultiModalProjector, merge_patches_2x2, tokens_to_feature_map
 
@@ -391,7 +390,7 @@ class GromaModel(GromaPreTrainedModel):
             input_ids, attention_mask, labels, image_features.shape[1], region_boxes, refer_indices, ground_indices
         )
         ids = pad_sequences(expanded_ids, self.config.pad_token_id, padding_side)
-        check_sequence_length(ids.shape[1], position_limit(self.config.text_config), "The expanded prompt")
+        check_sequence_length(ids.shape[1], self.config.text_config, "The expanded prompt")
         mask = pad_sequences([torch.ones_like(s) for s in expanded_ids], 0, padding_side)
         padded_labels = pad_sequences(expanded_labels, -100, padding_side) if labels is not None else None
         # 5. Embeddings: token embeddings with image, region and referred-region features injected

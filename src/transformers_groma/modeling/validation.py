@@ -153,18 +153,14 @@ def check_attention_mask(attention_mask: torch.Tensor | None, shape: torch.Size)
         raise ValueError("`attention_mask` must hold 1 for real tokens and 0 for padding only.")
 
 
-def position_limit(text_config) -> int | None:
-    """The longest sequence the language model takes: its `max_position_embeddings`, or None (no limit) when its
-    config scales RoPE (`rope_parameters` / `rope_scaling` with a `rope_type` other than "default"), which is how a
-    context is extended beyond that length."""
+def check_sequence_length(length: int, text_config, what: str) -> None:
+    """Refuse a sequence longer than the language model's `max_position_embeddings` (`what` names the sequence),
+    unless its config scales RoPE (`rope_parameters` / `rope_scaling` with a `rope_type` other than "default"), which
+    is how a context is extended beyond that length."""
     rope = getattr(text_config, "rope_parameters", None) or getattr(text_config, "rope_scaling", None) or {}
     if isinstance(rope, dict) and rope.get("rope_type", rope.get("type", "default")) != "default":
-        return None
-    return getattr(text_config, "max_position_embeddings", None)
-
-
-def check_sequence_length(length: int, max_positions: int | None, what: str) -> None:
-    """Refuse a sequence longer than `max_positions` (see [`position_limit`]; `what` names the sequence)."""
+        return
+    max_positions = getattr(text_config, "max_position_embeddings", None)
     if max_positions is not None and length > max_positions:
         raise ValueError(
             f"{what} has {length} tokens, more than the language model's max_position_embeddings "

@@ -3,7 +3,7 @@
 import torch
 
 from ...configuration_groundinggpt import GroundingGPTConfig
-from ..validation import check_pixel_tensor, check_sequence_length, check_token_ids, position_limit
+from ..validation import check_pixel_tensor, check_sequence_length, check_token_ids
 
 
 def check_groundinggpt_inputs(
@@ -19,7 +19,7 @@ def check_groundinggpt_inputs(
     """
     text_config = config.text_config
     check_token_ids(input_ids, text_config.vocab_size)
-    check_sequence_length(input_ids.shape[1], position_limit(text_config), "`input_ids`")
+    check_sequence_length(input_ids.shape[1], text_config, "`input_ids`")
     for name, tensor in media.items():
         if tensor is not None:
             check_pixel_tensor(tensor, name, layout=None)  # the encoders check the layouts
