@@ -17,7 +17,6 @@ import tarfile
 import tempfile
 import types
 import unittest
-from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from unittest import mock
@@ -150,28 +149,34 @@ def register_in_auto_tables(model_type: str, base_model: str, generation_model: 
     return stack
 
 
+def common_tests_named(cls: type, base: str) -> list[str]:
+    """The tests of `cls` named `base` or its parameterized variants `base_<i>_...` (`parameterized.expand` leaves
+    `base` itself as None beside them)."""
+    return [name for name in dir(cls) if re.fullmatch(rf"{base}(_\d+(_\w*)?)?", name) and getattr(cls, name)]
+
+
 def skip_common_tests(reasons: dict[str, str]):
     """Class decorator: skip the common tests named in `reasons` (with their parameterized variants `name_<i>_...`)
     for the reason given."""
 
     def decorate(cls):
-        for name in dir(cls):
-            for base, reason in reasons.items():
-                if re.fullmatch(rf"{base}(_\d+(_\w*)?)?", name):
-                    setattr(cls, name, unittest.skip(reason)(getattr(cls, name)))
+        for base, reason in reasons.items():
+            for name in common_tests_named(cls, base):
+                setattr(cls, name, unittest.skip(reason)(getattr(cls, name)))
         return cls
 
     return decorate
 
 
-def own_copy(test: Callable) -> Callable:
-    """A new function running the inherited `test`: a pytest mark set on it stays on this class (marks are stored on
-    the function object, which the common mixins share with every class that inherits them)."""
-
-    copy = types.FunctionType(test.__code__, test.__globals__, test.__name__, test.__defaults__, test.__closure__)
-    copy.__dict__.update(test.__dict__)
-    copy.__qualname__, copy.__kwdefaults__ = test.__qualname__, test.__kwdefaults__
-    return copy
+def mark_common_tests(cls: type, base: str, mark: pytest.MarkDecorator) -> None:
+    """Put `mark` on the tests `common_tests_named(cls, base)` of `cls` only: on a copy of each function, since pytest
+    stores marks on the function object, which the common mixins share with every class that inherits them."""
+    for name in common_tests_named(cls, base):
+        test = getattr(cls, name)
+        copy = types.FunctionType(test.__code__, test.__globals__, test.__name__, test.__defaults__, test.__closure__)
+        copy.__dict__.update(test.__dict__)
+        copy.__qualname__, copy.__kwdefaults__ = test.__qualname__, test.__kwdefaults__
+        setattr(cls, name, mark(copy))
 
 
 def known_open(reasons: dict[str, str]):
@@ -179,12 +184,8 @@ def known_open(reasons: dict[str, str]):
     failures: conformance gaps not fixed yet, listed with what fails, so the list shrinks as they are fixed."""
 
     def decorate(cls):
-        for name in dir(cls):
-            for base, reason in reasons.items():
-                # (`parameterized.expand` leaves the base name as None beside its `name_<i>_...` variants)
-                if re.fullmatch(rf"{base}(_\d+(_\w*)?)?", name) and getattr(cls, name) is not None:
-                    mark = pytest.mark.xfail(reason=f"open: {reason}", strict=False)
-                    setattr(cls, name, mark(own_copy(getattr(cls, name))))
+        for base, reason in reasons.items():
+            mark_common_tests(cls, base, pytest.mark.xfail(reason=f"open: {reason}", strict=False))
         return cls
 
     return decorate
@@ -195,9 +196,8 @@ def shows_future_warnings(*names: str):
     otherwise ignores (pyproject.toml, for third-party deprecations); e.g. the old cache name's deprecation test."""
 
     def decorate(cls):
-        for name in names:
-            if hasattr(cls, name):
-                setattr(cls, name, pytest.mark.filterwarnings("always::FutureWarning")(own_copy(getattr(cls, name))))
+        for base in names:
+            mark_common_tests(cls, base, pytest.mark.filterwarnings("always::FutureWarning"))
         return cls
 
     return decorate
