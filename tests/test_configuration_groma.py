@@ -246,3 +246,22 @@ def test_feature_layer_tuples_become_lists():
     assert config.proposer_feature_layers == [-2, -1]
     assert config.region_feature_layers == [1, 2, 3]
     assert config.to_dict()["region_feature_layers"] == [1, 2, 3]
+
+
+def _tiny_config_without_pad(text_pad_token_id: int | None) -> GromaConfig:
+    fields = tiny_groma_config().to_dict()
+    del fields["pad_token_id"]
+    fields["text_config"]["pad_token_id"] = text_pad_token_id
+    return GromaConfig.from_dict(fields)
+
+
+def test_pad_token_id_defaults_to_the_text_configs():
+    assert _tiny_config_without_pad(7).pad_token_id == 7
+    # a small vocabulary is not given Groma-7B's 32000
+    assert _tiny_config_without_pad(None).pad_token_id is None
+
+
+def test_pad_token_id_different_from_the_text_configs_survives_saving(tmp_path):
+    text_config = {**LlamaConfig(vocab_size=40000, pad_token_id=5).to_dict()}
+    GromaConfig(text_config=text_config, pad_token_id=32000).save_pretrained(tmp_path)
+    assert GromaConfig.from_pretrained(tmp_path).pad_token_id == 32000

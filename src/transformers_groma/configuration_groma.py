@@ -154,8 +154,11 @@ class GromaConfig(PreTrainedConfig):
             bridge and the region encoder's convolutions) under `torch.autocast` with that dtype: several times
             faster on GPUs, with its weights still stored in float32. Box math, region selection and the RoIAlign
             coordinates stay float32. `None` (default) computes it in float32, as the original.
-        pad_token_id, image_token_id, region_token_id, refer_box_token_id, ground_box_token_id, refer_feat_token_id:
-            Ids of `[PAD]`, `<image>`, `<region>`, `<refer_box>`, `<ground_box>`, `<refer_feat>`.
+        pad_token_id: Id of `[PAD]`, which pads expanded prompts; defaults to `text_config.pad_token_id` (32000 in
+            Groma-7B). `None` only where the text config has none either: expanded prompts are then padded with 0,
+            and a prompt without `attention_mask` counts as all real tokens.
+        image_token_id, region_token_id, refer_box_token_id, ground_box_token_id, refer_feat_token_id:
+            Ids of `<image>`, `<region>`, `<refer_box>`, `<ground_box>`, `<refer_feat>`.
         region_index_token_id: Id of `<r0>`; `<rK>` is `region_index_token_id + K`.
         num_region_index_tokens: Number of `<rK>` tokens in the vocabulary.
         use_cache: Whether the LLM returns a KV cache by default.
@@ -208,7 +211,7 @@ class GromaConfig(PreTrainedConfig):
     projector_hidden_act: str = "gelu"
     keep_vision_path_fp32: bool = True
     vision_autocast_dtype: str | None = None
-    pad_token_id: int = _token_id("[PAD]")
+    pad_token_id: int | None = None
     image_token_id: int = _token_id("<image>")
     region_token_id: int = _token_id("<region>")
     refer_box_token_id: int = _token_id("<refer_box>")
@@ -223,6 +226,12 @@ class GromaConfig(PreTrainedConfig):
         self.proposer_feature_layers = list(self.proposer_feature_layers)
         self.region_feature_layers = list(self.region_feature_layers)
         super().__post_init__(**kwargs)
+        if self.pad_token_id is None:
+            self.pad_token_id = self.text_config.pad_token_id
+
+    def to_diff_dict(self) -> dict:
+        """The fields that differ from the defaults, and always `pad_token_id` (whose default follows `text_config`)."""
+        return {**super().to_diff_dict(), "pad_token_id": self.pad_token_id}
 
     def validate_architecture(self):
         """Check that the fields describe a model that can be built, with errors that name the field."""
@@ -260,7 +269,7 @@ class GromaConfig(PreTrainedConfig):
         for name in ("region_fuse_rounds", "roi_sampling_ratio"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be non-negative, got {getattr(self, name)}.")
-        token_ids = {name: getattr(self, name) for name in TOKEN_ID_FIELDS}
+        token_ids = {name: getattr(self, name) for name in TOKEN_ID_FIELDS if getattr(self, name) is not None}
         for name, token_id in token_ids.items():
             if not 0 <= token_id < self.text_config.vocab_size:
                 raise ValueError(

@@ -134,15 +134,16 @@ def test_groma_propose_regions(groma, pixel_values, error, message):
         groma[0].propose_regions(pixel_values)
 
 
+@pytest.mark.parametrize("rope_type", ["linear", "dynamic", "yarn"])
 @pytest.mark.parametrize("family", ["groma", "groundinggpt"])
-def test_rope_scaling_lifts_the_length_limit(request, family):
+def test_rope_scaling_lifts_the_length_limit(request, family, rope_type):
     """A prompt longer than `max_position_embeddings` is what RoPE scaling is for: with a scaled RoPE the models run
     it (the limit holds for the default RoPE, see "prompt too long")."""
     model, inputs = request.getfixturevalue(family)
     text_config = model.config.text_config
     long_ids = torch.cat([inputs["input_ids"], torch.full((1, text_config.max_position_embeddings), 50)], 1)
     saved = text_config.rope_parameters
-    text_config.rope_parameters = {**saved, "rope_type": "dynamic", "factor": 4.0}
+    text_config.rope_parameters = {**saved, "rope_type": rope_type, "factor": 4.0}
     try:
         with torch.no_grad():
             logits = model(**{**inputs, "input_ids": long_ids, "attention_mask": None}).logits

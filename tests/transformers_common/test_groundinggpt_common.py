@@ -92,9 +92,6 @@ class GroundingGPTModelTester:
 )
 @known_open(
     {
-        "test_from_pretrained_no_checkpoint": "the package's checked loading needs a checkpoint folder",
-        "test_model_weights_reload_no_missing_tied_weights": "the package's checked loading rejects the test's "
-        "hand-written safetensors file (an int64 tensor)",
         "test_inputs_embeds": "forward(inputs_embeds=..., media) is not supported (generate supports it)",
         "test_inputs_embeds_matches_input_ids": "forward(inputs_embeds=..., media) is not supported",
         "test_model_rope_scaling_from_config": "the test runs the default-RoPE model on a prompt 1.5x "

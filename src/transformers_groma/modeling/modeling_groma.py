@@ -389,7 +389,8 @@ class GromaModel(GromaPreTrainedModel):
         expanded_ids, expanded_labels = self.expand_batch(
             input_ids, attention_mask, labels, image_features.shape[1], region_boxes, refer_indices, ground_indices
         )
-        ids = pad_sequences(expanded_ids, self.config.pad_token_id, padding_side)
+        pad_token_id = self.config.pad_token_id if self.config.pad_token_id is not None else 0
+        ids = pad_sequences(expanded_ids, pad_token_id, padding_side)
         check_sequence_length(ids.shape[1], self.config.text_config, "The expanded prompt")
         mask = pad_sequences([torch.ones_like(s) for s in expanded_ids], 0, padding_side)
         padded_labels = pad_sequences(expanded_labels, -100, padding_side) if labels is not None else None
@@ -490,7 +491,14 @@ class GromaModel(GromaPreTrainedModel):
         ground_indices: list[torch.Tensor],
     ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
         """Expand every sample's real tokens (see [`expand_placeholders`]); returns unpadded ids and labels."""
-        real = attention_mask.bool() if attention_mask is not None else input_ids != self.config.pad_token_id
+        if attention_mask is not None:
+            real = attention_mask.bool()
+        else:
+            real = (
+                input_ids != self.config.pad_token_id
+                if self.config.pad_token_id is not None
+                else torch.ones_like(input_ids, dtype=torch.bool)
+            )
         return expand_placeholders(
             input_ids,
             real,

@@ -202,30 +202,23 @@ def check_pretrained_folder(
 ) -> None:
     """Check a local model folder before `from_pretrained` reads it, so that the damaged file is named.
 
-    JSON files must parse; weight files must have intact safetensors headers; weights must be floating point (an
-    integer tensor would be cast silently; quantized folders, with a `quantization_config`, are exempt) and have the
-    shapes of the model that `config` (default: its config.json) describes. Reads headers only (and builds the model
-    on the meta device).
+    JSON files must parse; weight files must have intact safetensors headers; the model's floating-point weights
+    must be stored as floating point (an integer tensor would be cast silently; quantized folders, with a
+    `quantization_config`, are exempt) and have the shapes of the model that `config` (default: its config.json)
+    describes. Keys the model does not have are left to `from_pretrained`, which reports them as unexpected. Reads
+    headers only (and builds the model on the meta device). `path=None` (weights passed as `state_dict`) checks nothing.
 
     Raises:
         ValueError: naming the file (and the weight) that is damaged or does not fit.
         FileNotFoundError: naming the index when a shard it lists is missing.
     """
-    folder = local_folder(path)
+    folder = local_folder(path) if path is not None else None
     if folder is None:
         return
     check_json_files(folder, ("config.json", "generation_config.json"))
     headers = weight_headers(folder)
     if not headers or not (folder / "config.json").is_file():
         return
-    if "quantization_config" not in read_json_file(folder / "config.json"):
-        wrong_dtype = [(key, file, dtype) for key, (file, dtype, _) in headers.items() if dtype not in FLOAT_DTYPES]
-        if wrong_dtype:
-            key, file, dtype = wrong_dtype[0]
-            raise ValueError(
-                f"{file} holds {len(wrong_dtype)} non-floating-point weight(s), e.g. `{key}` as {dtype}: the file is "
-                "damaged or was not written by `save_pretrained`."
-            )
     if config is None:
         try:
             config = model_class.config_class.from_pretrained(folder)
@@ -233,6 +226,18 @@ def check_pretrained_folder(
             raise ValueError(f"{folder / 'config.json'} is damaged: {error}") from error
     with torch.device("meta"):
         expected = model_class(config).state_dict()
+    if "quantization_config" not in read_json_file(folder / "config.json"):
+        wrong_dtype = [
+            (key, file, dtype)
+            for key, (file, dtype, _) in headers.items()
+            if key in expected and expected[key].is_floating_point() and dtype not in FLOAT_DTYPES
+        ]
+        if wrong_dtype:
+            key, file, dtype = wrong_dtype[0]
+            raise ValueError(
+                f"{file} holds {len(wrong_dtype)} non-floating-point weight(s), e.g. `{key}` as {dtype}: the file is "
+                "damaged or was not written by `save_pretrained`."
+            )
     for key, (file, _, shape) in headers.items():
         if key in expected and list(expected[key].shape) != shape:
             raise ValueError(
@@ -245,7 +250,7 @@ class CheckedLoadingMixin:
     """`from_pretrained` that runs [`check_pretrained_folder`] first (with the `config` passed, if any)."""
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *args, **kwargs):
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *args, **kwargs):
         config = kwargs.get("config")
         check_pretrained_folder(
             cls, pretrained_model_name_or_path, config if isinstance(config, PretrainedConfig) else None
