@@ -57,6 +57,10 @@ def test_image_and_audio_together_fill_their_own_blocks(model):
         audio_embeds = model.model.get_audio_features(audio).audio_embeds
     torch.testing.assert_close(together.inputs_embeds[0, ids == IMAGE], image_embeds[0])
     torch.testing.assert_close(together.inputs_embeds[0, ids == AUDIO], audio_embeds[0])
+    # the encoders' whole outputs come along, as transformers' VLMs return `image_outputs`
+    torch.testing.assert_close(together.image_outputs.pooler_output, image_embeds)
+    torch.testing.assert_close(together.audio_outputs.pooler_output, audio_embeds)
+    assert together.video_outputs is None
 
 
 def test_media_of_a_batch_fill_the_blocks_in_reading_order(model):
@@ -241,9 +245,18 @@ def test_eager_and_sdpa_attention_agree(model):
     torch.testing.assert_close(run(eager_model, ids, **inputs).logits, sdpa, atol=1e-5, rtol=1e-4)
 
 
-def test_media_need_input_ids(model):
-    with pytest.raises(ValueError, match="need `input_ids`"):
-        model(inputs_embeds=torch.zeros(1, 3, 32), pixel_values=media("image"))
+@pytest.mark.parametrize("kinds", [("image",), ("video",), ("audio", "image")])
+def test_inputs_embeds_with_media_match_input_ids(model, kinds):
+    ids = prompt(*kinds)
+    inputs = {MEDIA_ARGUMENT[kind]: media(kind) for kind in kinds}
+    with torch.no_grad():
+        embedded = model(inputs_embeds=model.get_input_embeddings()(ids)[None], **inputs)
+    torch.testing.assert_close(embedded.logits, run(model, ids, **inputs).logits)
+
+
+def test_inputs_embeds_without_placeholder_blocks_reject_media(model):
+    with pytest.raises(ValueError, match="pixel_values"):
+        model(inputs_embeds=torch.zeros(1, 3, model.config.text_config.hidden_size), pixel_values=media("image"))
 
 
 def test_bfloat16_model_runs_every_branch(tmp_path, model):

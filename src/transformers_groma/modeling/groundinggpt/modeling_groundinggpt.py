@@ -134,9 +134,10 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Token embeddings of `input_ids` with every media item's tokens spliced into its placeholder block.
 
-        Each encoder runs once, on all items of its modality. Returns the (B, L, D) embeddings and the spliced media
-        tokens per modality (`image_embeds`, `video_embeds`, `audio_embeds`). `inputs_embeds` ((B, L, D), optional)
-        are the token embeddings to splice into, instead of embedding `input_ids`.
+        Each encoder runs once, on all items of its modality. Returns the (B, L, D) embeddings and, per modality given,
+        the spliced media tokens (`image_embeds`, `video_embeds`, `audio_embeds`) and the whole encoder output
+        (`image_outputs`, `video_outputs`, `audio_outputs`, as from `get_image_features` etc.). `inputs_embeds`
+        ((B, L, D), optional) are the token embeddings to splice into, instead of embedding `input_ids`.
 
         Raises:
             ValueError: when the media do not match the placeholder blocks one to one, or have the wrong layout.
@@ -150,23 +151,34 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
             },
             self.config,
         )
-        features = {
-            "image": None if pixel_values is None else self.image_encoder(pixel_values).pooler_output,
+        encoded = {
+            "image": None if pixel_values is None else self.image_encoder(pixel_values),
             "video": None
             if pixel_values_videos is None
-            else self.video_encoder(pixel_values_videos, video_num_frames).pooler_output,
-            "audio": None if input_features is None else self.audio_encoder(input_features).pooler_output,
+            else self.video_encoder(pixel_values_videos, video_num_frames),
+            "audio": None if input_features is None else self.audio_encoder(input_features),
         }
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
-        media_embeds = {}
+        media_outputs = {}
         for modality, spec in placeholder_specs(self.config).items():
-            embeds = features[modality]
-            mask = placeholder_mask(input_ids, spec, 0 if embeds is None else len(embeds))
-            if embeds is not None:
-                inputs_embeds = splice_features(inputs_embeds, mask, embeds)
-                media_embeds[f"{modality}_embeds"] = embeds
-        return inputs_embeds, media_embeds
+            output = encoded[modality]
+            mask = placeholder_mask(input_ids, spec, 0 if output is None else len(output.pooler_output))
+            if output is not None:
+                inputs_embeds = splice_features(inputs_embeds, mask, output.pooler_output)
+                media_outputs[f"{modality}_embeds"] = output.pooler_output
+                media_outputs[f"{modality}_outputs"] = output
+        return inputs_embeds, media_outputs
+
+    def placeholder_ids_from_embeds(self, inputs_embeds: torch.Tensor) -> torch.LongTensor:
+        """(B, L) stand-in ids for prompts given as `inputs_embeds`: the placeholder-block tokens where the embedding
+        is exactly theirs, 0 elsewhere (see `transformers_groma.modeling.generation.placeholder_ids_from_embeds`)."""
+        token_ids = [
+            token_id
+            for spec in placeholder_specs(self.config).values()
+            for token_id in (spec.start_token_id, spec.token_id, spec.end_token_id)
+        ]
+        return placeholder_ids_from_embeds(self.get_input_embeddings(), inputs_embeds, token_ids)
 
     @can_return_tuple
     @accepts_release_cache_name
@@ -195,25 +207,33 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
                 order; videos with fewer frames are zero-padded to T.
             video_num_frames: (num_videos,) real frames per video; all T when omitted.
             input_features: (num_audios, clips, 1, mel, frames) normalised log-mel clips, in block order.
-            inputs_embeds: (B, L, D) instead of `input_ids`, for prompts already embedded (no media then).
+            inputs_embeds: (B, L, D) instead of `input_ids`, for prompts already embedded; with media, the placeholder
+                blocks are found where the embeddings are exactly those of the placeholder tokens (as llava does).
             image_sizes / video_durations: accepted (and ignored) so processor outputs can be passed as they are.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
-        media_embeds = {}
+        media_outputs = {}
         if input_ids is not None:
             has_media = any(x is not None for x in (pixel_values, pixel_values_videos, input_features))
             # A call without a cache reads whole prompts, whose placeholder blocks must come with their media; with a
             # cache and no media the tokens continue a sequence (decoding steps, assisted-decoding candidates): they
             # are plain text, and decoding needs no device-to-host sync.
             if has_media or cache is None:
-                inputs_embeds, media_embeds = self.get_multimodal_embeddings(
+                inputs_embeds, media_outputs = self.get_multimodal_embeddings(
                     input_ids, pixel_values, pixel_values_videos, video_num_frames, input_features
                 )
             else:
                 inputs_embeds = self.get_input_embeddings()(input_ids)
         elif any(x is not None for x in (pixel_values, pixel_values_videos, input_features)):
-            raise ValueError("Media inputs need `input_ids` with placeholder blocks, not `inputs_embeds`.")
+            inputs_embeds, media_outputs = self.get_multimodal_embeddings(
+                self.placeholder_ids_from_embeds(inputs_embeds),
+                pixel_values,
+                pixel_values_videos,
+                video_num_frames,
+                input_features,
+                inputs_embeds=inputs_embeds,
+            )
         outputs = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
@@ -228,7 +248,7 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             inputs_embeds=inputs_embeds,
-            **media_embeds,
+            **media_outputs,
         )
 
 
@@ -337,12 +357,7 @@ class GroundingGPTForConditionalGeneration(GroundingGPTPreTrainedModel, Multimod
                 raise ValueError(
                     "`generate` needs `input_ids` (the prompts with their placeholder blocks) or `inputs_embeds`."
                 )
-            token_ids = [
-                token_id
-                for spec in placeholder_specs(self.config).values()
-                for token_id in (spec.start_token_id, spec.token_id, spec.end_token_id)
-            ]
-            input_ids = placeholder_ids_from_embeds(self.get_input_embeddings(), inputs_embeds, token_ids)
+            input_ids = self.model.placeholder_ids_from_embeds(inputs_embeds)
             caller_ids = input_ids[:, :0]
             if attention_mask is None:  # the stand-in ids say nothing about padding
                 attention_mask = torch.ones_like(input_ids)

@@ -116,12 +116,17 @@ class GroundingGPTModelOutputWithPast(BaseModelOutputWithPast):
         hidden_states / attentions: The LLM's, when requested.
         inputs_embeds: (B, L, D) the LLM input: token embeddings with the media tokens spliced in.
         image_embeds / video_embeds / audio_embeds: the spliced media tokens, (N, tokens, D), when media were given.
+        image_outputs / video_outputs / audio_outputs: the encoders' whole outputs (as from `get_image_features`,
+            `get_video_features`, `get_audio_features`; `pooler_output` = the spliced tokens), when media were given.
     """
 
     inputs_embeds: torch.FloatTensor | None = None
     image_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
     audio_embeds: torch.FloatTensor | None = None
+    image_outputs: GroundingGPTImageFeaturesOutput | None = None
+    video_outputs: GroundingGPTVideoFeaturesOutput | None = None
+    audio_outputs: GroundingGPTAudioFeaturesOutput | None = None
 
 
 @dataclass
@@ -131,11 +136,14 @@ class GroundingGPTCausalLMOutputWithPast(CausalLMOutputWithPast):
     Args:
         loss: Scalar next-token cross-entropy (when `labels` are given).
         logits: (B, L, vocab_size) prediction scores (only the last `logits_to_keep` positions when that is set).
-        hidden_states, attentions, inputs_embeds, image_embeds, video_embeds, audio_embeds: As in
-            [`GroundingGPTModelOutputWithPast`].
+        hidden_states, attentions, inputs_embeds, image_embeds, video_embeds, audio_embeds, image_outputs,
+            video_outputs, audio_outputs: As in [`GroundingGPTModelOutputWithPast`].
     """
 
     inputs_embeds: torch.FloatTensor | None = None
     image_embeds: torch.FloatTensor | None = None
     video_embeds: torch.FloatTensor | None = None
     audio_embeds: torch.FloatTensor | None = None
+    image_outputs: GroundingGPTImageFeaturesOutput | None = None
+    video_outputs: GroundingGPTVideoFeaturesOutput | None = None
+    audio_outputs: GroundingGPTAudioFeaturesOutput | None = None
