@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 from transformers import AutoProcessor
+from transformers.testing_utils import CaptureLogger
 
 import transformers_groma  # noqa: F401  (registers the Auto classes)
 from transformers_groma.processing.groundinggpt import (
@@ -16,6 +17,7 @@ from transformers_groma.processing.groundinggpt import (
     GroundingGPTProcessor,
     GroundingGPTVideoProcessor,
     clip_sample_ranges,
+    feature_extraction_groundinggpt,
     padded_square_box_to_pixels,
     parse_boxes,
     parse_time_spans,
@@ -139,7 +141,6 @@ def test_integer_waveforms_are_rejected(waveform):
 @pytest.mark.parametrize(
     ("audio", "kwargs", "message"),
     [
-        (tone(3.0), {}, r"`audio\[0\]` is a waveform: pass its `sampling_rate`"),
         (np.zeros((2, 2, 3)), {"sampling_rate": SR}, r"`audio\[0\]` must be a \(samples,\)"),
         ("missing.wav", {}, r"`audio\[0\]`: Audio file missing.wav does not exist"),
     ],
@@ -147,6 +148,16 @@ def test_integer_waveforms_are_rejected(waveform):
 def test_bad_audio_raises_naming_the_item(audio, kwargs, message):
     with pytest.raises(ValueError, match=message):
         GroundingGPTFeatureExtractor()(audio, **kwargs)
+
+
+def test_waveforms_without_sampling_rate_are_taken_at_16_khz_with_a_warning():
+    extractor = GroundingGPTFeatureExtractor()
+    waveform = tone(3.0, rate=22050)
+    with CaptureLogger(feature_extraction_groundinggpt.logger) as captured:
+        assumed = extractor(waveform)["input_features"]
+    assert "no `sampling_rate` was passed: they are taken to be at 16000 Hz" in captured.out
+    np.testing.assert_array_equal(assumed, extractor(waveform, sampling_rate=16000)["input_features"])
+    assert not np.allclose(assumed, extractor(waveform, sampling_rate=22050)["input_features"])
 
 
 def test_undecodable_audio_file_raises(tmp_path):

@@ -203,8 +203,10 @@ def test_image_and_text_count_errors(processor):
         processor(images=COFFEE, text=[prompt("a"), prompt("b")])
     with pytest.raises(ValueError, match="got 1 prompts in `text` and 2 `images`"):
         processor(images=[COFFEE, ASTRONAUT], text=prompt("a"))
-    with pytest.raises(ValueError, match="`text` needs `images`"):
+    with pytest.raises(ValueError, match=r"`text\[0\]` holds <image> but no `images` were given"):
         processor(text=prompt("a"))
+    with pytest.raises(ValueError, match="`boxes` needs `text` and `images`"):
+        processor(text="Where is it?", boxes=[[[1, 2, 3, 4]]])
     with pytest.raises(ValueError, match="`boxes` needs `text`"):
         processor(images=COFFEE, boxes=[[]])
     with pytest.raises(ValueError, match="needs `images`"):
@@ -355,3 +357,17 @@ def test_save_and_reload(processor, tmp_path):
 
 def test_model_input_names(processor):
     assert processor.model_input_names == ["pixel_values", "image_sizes", "input_ids", "attention_mask", "refer_boxes"]
+
+
+def test_text_only_prompts_are_tokenized_for_the_language_model(processor):
+    texts = ["What is the capital of France?", "Hi"]
+    inputs = processor(text=texts, return_tensors="pt")
+    assert set(inputs) == {"input_ids", "attention_mask"}
+    expected = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt")
+    torch.testing.assert_close(inputs["input_ids"], expected["input_ids"])
+    torch.testing.assert_close(inputs["attention_mask"], expected["attention_mask"])
+
+
+def test_refer_boxes_stay_a_list_of_tensors(processor):
+    inputs = processor(images=COFFEE, text=prompt("a"), return_tensors="pt")
+    assert isinstance(inputs["refer_boxes"], list) and inputs["refer_boxes"][0].shape == (0, 4)

@@ -179,18 +179,6 @@ def mark_common_tests(cls: type, base: str, mark: pytest.MarkDecorator) -> None:
         setattr(cls, name, mark(copy))
 
 
-def known_open(reasons: dict[str, str]):
-    """Class decorator: mark the common tests named in `reasons` (and their parameterized variants) as expected
-    failures: conformance gaps not fixed yet, listed with what fails, so the list shrinks as they are fixed."""
-
-    def decorate(cls):
-        for base, reason in reasons.items():
-            mark_common_tests(cls, base, pytest.mark.xfail(reason=f"open: {reason}", strict=False))
-        return cls
-
-    return decorate
-
-
 def shows_future_warnings(*names: str):
     """Class decorator: let the common tests `names` (where the release has them) see FutureWarning, which the suite
     otherwise ignores (pyproject.toml, for third-party deprecations); e.g. the old cache name's deprecation test."""

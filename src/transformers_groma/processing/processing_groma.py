@@ -14,7 +14,7 @@ from transformers.tokenization_utils_base import TextInput
 
 from ..folder_checks import CheckedProcessorLoadingMixin
 from ..saving import RemoteCodeSavingMixin
-from ..tokens import IMAGE_TOKEN, REFER_BOX_TOKEN, REGION_TOKEN
+from ..tokens import IMAGE_TOKEN, REFER_BOX_TOKEN, REFER_FEAT_TOKEN, REGION_TOKEN
 from .grounding import (
     BoxesInput,
     GroundedEntity,
@@ -40,8 +40,8 @@ class GroundedGeneration(TypedDict):
 class GromaProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, ProcessorMixin):
     r"""Constructs a Groma processor from a [`GromaImageProcessor`] and a Llama tokenizer holding Groma's tokens.
 
-    Every prompt holds exactly one `<image>` and one `<region>` placeholder (the chat template writes them in the fixed
-    first exchange); `image_token` / `image_token_id` name the first, as in transformers' VLM processors. They are tokenized as single tokens: the model expands them into the image tokens and the
+    Every prompt about an image holds exactly one `<image>` and one `<region>` placeholder (the chat template writes
+    them in the fixed first exchange); text-only prompts, without images, hold none; `image_token` / `image_token_id` name the first, as in transformers' VLM processors. They are tokenized as single tokens: the model expands them into the image tokens and the
     selected regions. A user box is referred to with `<roi><refer_box></roi><refer_feat>` in the text and given as
     pixel coordinates in `boxes`.
 
@@ -59,6 +59,8 @@ class GromaProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, Proces
     """
 
     text_kwargs = {"padding": True}
+    # one (num_boxes, 4) tensor per sample: `refer_boxes` stays a list
+    skip_tensor_conversion = [*ProcessorMixin.skip_tensor_conversion, "refer_boxes"]
 
     def __init__(
         self,
@@ -99,7 +101,8 @@ class GromaProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, Proces
                 One image per prompt (PIL, numpy or torch; a list, or a list of one-image lists as built by
                 `apply_chat_template`).
             text (`str` or `list[str]`, *optional*):
-                The prompts, each with exactly one `<image>` and one `<region>` placeholder. Requires `images`.
+                The prompts, each with exactly one `<image>` and one `<region>` placeholder for its image. Without
+                `images`, text-only prompts (no placeholders) for the language model alone.
             boxes (`list`, *optional*):
                 One entry per image: the `(num_boxes, 4)` pixel `[x1, y1, x2, y2]` boxes (in the original image) that
                 fill that prompt's `<refer_box>` placeholders, in order; `[]` for none. Each box must lie inside its
@@ -111,45 +114,69 @@ class GromaProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, Proces
         Returns:
             [`~transformers.BatchFeature`] with `input_ids` and `attention_mask` (when `text` is given),
             `pixel_values` and `image_sizes` (`(batch_size, 2)` int64, `(height, width)` of the originals), and, when
-            `text` is given, `refer_boxes`: a list with one float32 tensor of shape `(num_boxes, 4)` per sample
-            holding the boxes as normalized `(center_x, center_y, width, height)`.
+            `text` and `images` are given, `refer_boxes`: a list with one float32 tensor of shape `(num_boxes, 4)` per
+            sample holding the boxes as normalized `(center_x, center_y, width, height)`.
         """
         if images is None and text is None:
-            raise ValueError("`GromaProcessor` needs `images`, or `images` and `text`.")
-        if text is not None and images is None:
-            raise ValueError(f"`text` needs `images`: every prompt holds one {IMAGE_TOKEN} placeholder for its image.")
-        if boxes is not None and text is None:
-            raise ValueError(f"`boxes` needs `text`: each box fills a {REFER_BOX_TOKEN} placeholder of the prompt.")
+            raise ValueError("`GromaProcessor` needs `images`, `text`, or both.")
+        if boxes is not None and (text is None or images is None):
+            raise ValueError(
+                f"`boxes` needs `text` and `images`: each box fills a {REFER_BOX_TOKEN} placeholder of a prompt about "
+                "its image."
+            )
         if _holds_no_image(images):
             raise ValueError(f"`images` holds no image: give one image per prompt, got {images!r}.")
 
         output_kwargs = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+        if images is None:
+            texts = self._validate_text_only(text)
+            return self._tokenize(texts, output_kwargs["text_kwargs"], kwargs, {})
         image_inputs = self.image_processor(images, **output_kwargs["images_kwargs"])
         if text is None:
             return image_inputs
 
         texts = self._validate_text(text, num_images=len(image_inputs["image_sizes"]))
         refer_boxes = self._prepare_boxes(boxes, texts, image_inputs["image_sizes"].tolist())
+        return self._tokenize(
+            texts, output_kwargs["text_kwargs"], kwargs, {**image_inputs, "refer_boxes": refer_boxes}
+        )
 
-        text_kwargs = output_kwargs["text_kwargs"]
+    def _tokenize(self, texts: list[str], text_kwargs: dict, call_kwargs: dict, other_inputs: dict) -> BatchFeature:
+        """Tokenize `texts` (left-padded unless the call names a `padding_side`) next to `other_inputs`."""
         # The tokenizer's own `padding_side` would otherwise win over this processor's default.
-        if "padding_side" not in kwargs and "padding_side" not in kwargs.get("text_kwargs", {}):
+        if "padding_side" not in call_kwargs and "padding_side" not in call_kwargs.get("text_kwargs", {}):
             text_kwargs["padding_side"] = "left"
         return_tensors = text_kwargs.pop("return_tensors", None)
         text_inputs = self.tokenizer(texts, **text_kwargs)
         self._check_placeholder_ids(texts, text_inputs["input_ids"])
-
         return BatchFeature(
-            data={**text_inputs, **image_inputs, "refer_boxes": refer_boxes},
+            data={**text_inputs, **other_inputs},
             tensor_type=return_tensors,
-            skip_tensor_conversion=["refer_boxes"],
+            skip_tensor_conversion=self.skip_tensor_conversion,
         )
 
     @staticmethod
-    def _validate_text(text: TextInput | list[TextInput], num_images: int) -> list[str]:
+    def _text_list(text: TextInput | list[TextInput]) -> list[str]:
         texts = [text] if isinstance(text, str) else text
         if not isinstance(texts, (list, tuple)) or not all(isinstance(sample, str) for sample in texts):
             raise TypeError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
+        return list(texts)
+
+    @classmethod
+    def _validate_text_only(cls, text: TextInput | list[TextInput]) -> list[str]:
+        texts = cls._text_list(text)
+        for index, sample in enumerate(texts):
+            for placeholder in (IMAGE_TOKEN, REGION_TOKEN, REFER_BOX_TOKEN, REFER_FEAT_TOKEN):
+                if placeholder in sample:
+                    raise ValueError(
+                        f"`text[{index}]` holds {placeholder} but no `images` were given: pass one image per prompt, "
+                        "or leave Groma's placeholders out of a text-only prompt."
+                    )
+        return texts
+
+    @classmethod
+    def _validate_text(cls, text: TextInput | list[TextInput], num_images: int) -> list[str]:
+        texts = cls._text_list(text)
         if len(texts) != num_images:
             raise ValueError(
                 f"Groma takes one image per prompt: got {len(texts)} prompts in `text` and {num_images} `images`."
@@ -161,7 +188,7 @@ class GromaProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, Proces
                         f"`text[{index}]` must contain exactly one {placeholder} placeholder, found "
                         f"{sample.count(placeholder)}. Build prompts with `apply_chat_template`, which writes both."
                     )
-        return list(texts)
+        return texts
 
     def _prepare_boxes(
         self, boxes: Sequence[BoxesInput] | None, texts: list[str], image_sizes: list[list[int]]

@@ -60,14 +60,14 @@ class GroundingGPTVideoFeaturesOutput(BaseModelOutputWithPooling):
         last_hidden_state: (N, num_video_tokens, Hq) output of the temporal Q-Former.
         frame_query_embeds: (N, T * Q, Hq) frame Q-Former outputs plus the frame position embeddings, frame-major:
             what the temporal Q-Former attends to (zeros at padded frames).
-        frame_attention_mask: (N, T * Q) 1 where `frame_query_embeds` belongs to a real frame.
+        frame_attention_mask: (N, T * Q) int64, 1 where `frame_query_embeds` belongs to a real frame, 0 at padding.
         frame_qformer_hidden_states: (F, Q, Hq) frame Q-Former output of every real frame.
         frame_features: (F, 1 + P, E) EVA features of every real frame after `ln_vision`.
         hidden_states, attentions: when requested, EVA-ViT's over the F real frames.
     """
 
     frame_query_embeds: torch.FloatTensor | None = None
-    frame_attention_mask: torch.BoolTensor | None = None
+    frame_attention_mask: torch.LongTensor | None = None
     frame_qformer_hidden_states: torch.FloatTensor | None = None
     frame_features: torch.FloatTensor | None = None
 

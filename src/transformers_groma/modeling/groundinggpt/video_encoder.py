@@ -81,12 +81,12 @@ class GroundingGPTVideoEncoder(nn.Module):
         frame_positions = self.frame_position_embedding(torch.arange(num_frames, device=per_frame.device))
         per_frame = per_frame + frame_positions[:, None].to(per_frame.dtype)
         frame_query_embeds = per_frame.flatten(1, 2)
-        frame_attention_mask = frame_mask.repeat_interleave(frame_states.shape[1], dim=1)
+        frame_attention_mask = frame_mask.repeat_interleave(frame_states.shape[1], dim=1).long()
         queries = self.video_query_tokens.expand(num_videos, -1, -1)
         temporal_hidden_states = self.temporal_qformer(
             query_embeds=queries,
             encoder_hidden_states=frame_query_embeds,
-            encoder_attention_mask=None if frame_attention_mask.all() else frame_attention_mask.long(),
+            encoder_attention_mask=None if frame_attention_mask.all() else frame_attention_mask,
         ).last_hidden_state
         return GroundingGPTVideoFeaturesOutput(
             pooler_output=self.projection(temporal_hidden_states.to(compute_dtype(self.projection))),

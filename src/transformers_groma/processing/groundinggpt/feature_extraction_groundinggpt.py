@@ -8,10 +8,13 @@ import numpy as np
 from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
 from transformers.feature_extraction_sequence_utils import SequenceFeatureExtractor
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.utils import TensorType
+from transformers.utils import TensorType, logging
 
 from ...saving import RemoteCodeSavingMixin
 from .audio_io import check_sampling_rate, clip_sample_ranges, load_audio_file, resample
+
+
+logger = logging.get_logger(__name__)
 
 
 AudioInput = str | os.PathLike | np.ndarray
@@ -130,7 +133,9 @@ class GroundingGPTFeatureExtractor(RemoteCodeSavingMixin, SequenceFeatureExtract
                 waveforms, mono `(samples,)` or `(channels, samples)` with values in [-1, 1]; only channel 0 is
                 used, as in the original.
             sampling_rate (`int`, *optional*):
-                Rate of the waveforms given as arrays (required for them; files carry their own).
+                Rate of the waveforms given as arrays (files carry their own). Without it they are taken to be at
+                `self.sampling_rate` (16 kHz), with a warning, as transformers' audio feature extractors do: pass it
+                whenever the audio may have another rate.
             allow_short_audio (`bool`, *optional*):
                 Overrides `self.allow_short_audio` for this call.
             return_tensors (`str` or [`~utils.TensorType`], *optional*):
@@ -143,7 +148,7 @@ class GroundingGPTFeatureExtractor(RemoteCodeSavingMixin, SequenceFeatureExtract
             target_length)`.
 
         Raises:
-            ValueError: naming `audio` and the item for unreadable files, wrong shapes, a missing or non-positive
+            ValueError: naming `audio` and the item for unreadable files, wrong shapes, a non-positive
                 `sampling_rate`, NaN/infinite samples, waveforms beyond [-1, 1] (e.g. int16 PCM values as floats) or
                 audio shorter than one clip.
             TypeError: naming the item for a waveform that is not floating point (e.g. int16 PCM samples).
@@ -169,8 +174,11 @@ class GroundingGPTFeatureExtractor(RemoteCodeSavingMixin, SequenceFeatureExtract
                 raise ValueError(f"`audio[{index}]`: {error}") from error
         else:
             if sampling_rate is None:
-                raise ValueError(f"`audio[{index}]` is a waveform: pass its `sampling_rate`.")
-            waveform, rate = np.asarray(item), sampling_rate
+                logger.warning(
+                    f"`audio` holds waveforms but no `sampling_rate` was passed: they are taken to be at "
+                    f"{self.sampling_rate} Hz. Pass `sampling_rate` to have them resampled from their own rate."
+                )
+            waveform, rate = np.asarray(item), sampling_rate or self.sampling_rate
             if not np.issubdtype(waveform.dtype, np.floating):
                 raise TypeError(
                     f"`audio[{index}]` has {waveform.dtype} samples: pass a floating-point waveform in [-1, 1] (e.g. "
