@@ -21,8 +21,8 @@ COMMANDS = {
     "import torch": "import torch",
     "import transformers": "import transformers",
     "import transformers_groma": "import transformers_groma",
-    "groma --help": "from transformers_groma.cli import main; main(['--help'])",
-    "groma argument error": "from transformers_groma.cli import main; main(['predict', '--no-such-option'])",
+    "groma --help": "from transformers_groma_cli import main; main(['--help'])",
+    "groma argument error": "from transformers_groma_cli import main; main(['predict', '--no-such-option'])",
 }
 
 

@@ -171,17 +171,6 @@ def open_image(path: str | None) -> Image.Image:
     return open_rgb_image(path, f"--image {path}")
 
 
-def parse_box(text: str) -> list[float]:
-    """`x1,y1,x2,y2` in pixels -> list of 4 floats."""
-    values = text.split(",")
-    if len(values) != 4:
-        raise argparse.ArgumentTypeError(f"--box takes x1,y1,x2,y2 in pixels, got {text!r}")
-    try:
-        return [float(v) for v in values]
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"--box takes four numbers, got {text!r}") from error
-
-
 def build_jobs(args: argparse.Namespace) -> list[dict]:
     """One job per query and set of media: an option given once applies to every job, an option given several times
     gives one value per job (so all such options must be given the same number of times). Returns dicts with the
@@ -330,86 +319,49 @@ def family_handlers(family: str) -> tuple[Callable, Callable, Callable]:
     return predict, draw_picture, describe
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    if not text.strip().isdecimal() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
 def parse_device(text: str) -> torch.device:
-    """argparse type: a torch device that exists on this machine (`cpu`, or the accelerator: `cuda`, `cuda:1`...)."""
+    """A torch device that exists on this machine (`cpu`, or the accelerator: `cuda`, `cuda:1`...).
+
+    Raises:
+        ValueError: naming the device when it is malformed or absent from this machine.
+    """
     try:
         device = torch.device(text)
     except RuntimeError as error:
-        raise argparse.ArgumentTypeError(f"expected a device such as cpu, cuda or cuda:1, got {text!r}") from error
+        raise ValueError(f"expected a device such as cpu, cuda or cuda:1, got {text!r}") from error
     if device.type == "cpu":
         return device
     accelerator = torch.accelerator.current_accelerator() if torch.accelerator.is_available() else None
     if accelerator is None or accelerator.type != device.type:
         available = "cpu" if accelerator is None else f"cpu and {accelerator.type}"
-        raise argparse.ArgumentTypeError(f"{text!r} is not available on this machine (available: {available})")
+        raise ValueError(f"{text!r} is not available on this machine (available: {available})")
     if device.index is not None and device.index >= torch.accelerator.device_count():
-        raise argparse.ArgumentTypeError(
+        raise ValueError(
             f"{text!r}: this machine has {torch.accelerator.device_count()} {device.type} device(s), numbered from 0"
         )
     return device
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `groma` argument parser: the `predict` command and its options."""
-    parser = argparse.ArgumentParser(prog="groma", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    predict_parser = commands.add_parser("predict", help="Answer questions about images, videos and audio.")
-    source = predict_parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="Folder of a converted (native) Groma or GroundingGPT checkpoint.")
-    source.add_argument(
-        "--tiny",
-        action="store_true",
-        help="Use the demo model shipped with the package (offline): a tiny Groma trained on a synthetic world of "
-        "coloured squares, circles and triangles, not on real images.",
-    )
-    source.add_argument(
-        "--tiny-groundinggpt", action="store_true", help="Use a tiny random GroundingGPT built in memory."
-    )
-    predict_parser.add_argument("--image", action="append", help="Image file (repeat for several).")
-    predict_parser.add_argument("--video", action="append", help="Video file, GroundingGPT only (repeat for several).")
-    predict_parser.add_argument("--audio", action="append", help="Audio file, GroundingGPT only (repeat for several).")
-    predict_parser.add_argument("--query", action="append", help="Question or instruction (repeat for several).")
-    predict_parser.add_argument(
-        "--box",
-        action="append",
-        type=parse_box,
-        metavar="X1,Y1,X2,Y2",
-        help="Groma: a pixel box the query refers to (repeat for several).",
-    )
-    predict_parser.add_argument(
-        "--output", help="Save the annotated picture(s) here (PNG/JPEG); a timeline for GroundingGPT video answers."
-    )
-    predict_parser.add_argument("--json", action="store_true", help="Print results as JSON.")
-    predict_parser.add_argument(
-        "--max_new_tokens", type=positive_int, default=128, help="Most tokens to generate per answer (default: 128)."
-    )
-    predict_parser.add_argument(
-        "--batch_size", type=positive_int, default=4, help="Jobs run together in one generate call (default: 4)."
-    )
-    predict_parser.add_argument(
-        "--device", type=parse_device, help="cpu, cuda, cuda:1, ... (default: cuda if available)."
-    )
-    predict_parser.add_argument("--dtype", choices=sorted(DTYPES), help="Default: bfloat16 on CUDA, else float32.")
-    from .demo.launch import add_demo_parser
-
-    add_demo_parser(commands)
-    return parser
+def device_and_dtype(args: argparse.Namespace) -> tuple[torch.device, torch.dtype]:
+    """The `--device` (default: cuda if available) and `--dtype` (default: bfloat16 on CUDA, else float32) of `args`;
+    exits with a message for a device this machine lacks."""
+    try:
+        device = parse_device(args.device) if args.device else None
+    except ValueError as error:
+        raise SystemExit(f"error: --device: {error}") from error
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return device, DTYPES[args.dtype or ("bfloat16" if device.type == "cuda" else "float32")]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `groma` console script."""
-    args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from .demo.launch import run_demo
+    """The `groma` console script (see `transformers_groma_cli`, which parses the arguments)."""
+    from transformers_groma_cli import main as console_main
 
-        return run_demo(args)
+    console_main(argv)
+
+
+def predict_command(args: argparse.Namespace) -> None:
+    """`groma predict`: answer every job of `args` and print (and draw) the results."""
     family = model_family(args)
     check_options(args, family)
     run, draw, show = family_handlers(family)
@@ -417,8 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     check_boxes(args)
     if args.output:
         check_output(args.output)
-    device = args.device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = DTYPES[args.dtype or ("bfloat16" if device.type == "cuda" else "float32")]
+    device, dtype = device_and_dtype(args)
     model, processor = load_model_and_processor(args, device, dtype)
     try:
         results = run(args, model, processor, jobs)

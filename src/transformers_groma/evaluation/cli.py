@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
-from ..cli import load_model_and_processor, positive_int, read_model_type
+from transformers_groma_cli import positive_int
+
+from ..cli import load_model_and_processor, read_model_type
 from ..conversion.checkpoint_io import DTYPES
 from .annotations import AnnotationError
 from .metrics import CAPTION_METRIC_NAMES
