@@ -262,6 +262,6 @@ def test_pad_token_id_defaults_to_the_text_configs():
 
 
 def test_pad_token_id_different_from_the_text_configs_survives_saving(tmp_path):
-    text_config = {**LlamaConfig(vocab_size=40000, pad_token_id=5).to_dict()}
+    text_config = LlamaConfig(vocab_size=40000, pad_token_id=5).to_dict()
     GromaConfig(text_config=text_config, pad_token_id=32000).save_pretrained(tmp_path)
     assert GromaConfig.from_pretrained(tmp_path).pad_token_id == 32000

@@ -342,6 +342,11 @@ def parse_device(text: str) -> torch.device:
     return device
 
 
+def dtype_for(device: torch.device, name: str | None) -> torch.dtype:
+    """The `--dtype` named `name`, by default bfloat16 on CUDA and float32 elsewhere."""
+    return DTYPES[name or ("bfloat16" if device.type == "cuda" else "float32")]
+
+
 def device_and_dtype(args: argparse.Namespace) -> tuple[torch.device, torch.dtype]:
     """The `--device` (default: cuda if available) and `--dtype` (default: bfloat16 on CUDA, else float32) of `args`;
     exits with a message for a device this machine lacks."""
@@ -350,7 +355,7 @@ def device_and_dtype(args: argparse.Namespace) -> tuple[torch.device, torch.dtyp
     except ValueError as error:
         raise SystemExit(f"error: --device: {error}") from error
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return device, DTYPES[args.dtype or ("bfloat16" if device.type == "cuda" else "float32")]
+    return device, dtype_for(device, args.dtype)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,10 +18,12 @@ from huggingface_hub import snapshot_download
 from safetensors.torch import load_file
 from torch import nn
 
+from transformers_groma_cli import DTYPE_NAMES
+
 from ..remote_code import remote_code_file_names
 
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 WEIGHT_FILES = (

@@ -16,7 +16,7 @@ from accelerate import PartialState
 
 from transformers_groma_cli import positive_int
 
-from ..cli import load_model_and_processor, read_model_type
+from ..cli import dtype_for, load_model_and_processor, read_model_type
 from ..conversion.checkpoint_io import DTYPES
 from .annotations import AnnotationError
 from .metrics import CAPTION_METRIC_NAMES
@@ -146,8 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {error}") from error
     samples = samples[: args.max_samples] if args.max_samples else samples
     state = process_state()
-    dtype = DTYPES[args.dtype or ("bfloat16" if state.device.type == "cuda" else "float32")]
-    predictor = build_predictor(args, family, state.device, dtype)
+    predictor = build_predictor(args, family, state.device, dtype_for(state.device, args.dtype))
     run = {
         "task": args.task,
         "annotation_file": os.path.abspath(args.annotation_file),

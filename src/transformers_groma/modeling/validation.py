@@ -153,7 +153,7 @@ def check_attention_mask(attention_mask: torch.Tensor | None, shape: torch.Size)
         raise ValueError("`attention_mask` must hold 1 for real tokens and 0 for padding only.")
 
 
-def check_sequence_length(length: int, text_config, what: str) -> None:
+def check_sequence_length(length: int, text_config: PretrainedConfig, what: str) -> None:
     """Refuse a sequence longer than the language model's `max_position_embeddings` (`what` names the sequence),
     unless its config scales RoPE (`rope_parameters` / `rope_scaling` with a `rope_type` other than "default"), which
     is how a context is extended beyond that length."""

@@ -214,8 +214,8 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of `input_ids` and `inputs_embeds`.")
         media_outputs = {}
+        has_media = any(x is not None for x in (pixel_values, pixel_values_videos, input_features))
         if input_ids is not None:
-            has_media = any(x is not None for x in (pixel_values, pixel_values_videos, input_features))
             # A call without a cache reads whole prompts, whose placeholder blocks must come with their media; with a
             # cache and no media the tokens continue a sequence (decoding steps, assisted-decoding candidates): they
             # are plain text, and decoding needs no device-to-host sync.
@@ -225,7 +225,7 @@ class GroundingGPTModel(GroundingGPTPreTrainedModel):
                 )
             else:
                 inputs_embeds = self.get_input_embeddings()(input_ids)
-        elif any(x is not None for x in (pixel_values, pixel_values_videos, input_features)):
+        elif has_media:
             inputs_embeds, media_outputs = self.get_multimodal_embeddings(
                 self.placeholder_ids_from_embeds(inputs_embeds),
                 pixel_values,

@@ -158,6 +158,11 @@ class GroundingGPTFeatureExtractor(RemoteCodeSavingMixin, SequenceFeatureExtract
             raise ValueError("`audio` is empty.")
         if sampling_rate is not None:
             sampling_rate = check_sampling_rate(sampling_rate, "`sampling_rate`")
+        elif not all(isinstance(item, (str, os.PathLike)) for item in items):
+            logger.warning(
+                f"`audio` holds waveforms but no `sampling_rate` was passed: they are taken to be at "
+                f"{self.sampling_rate} Hz. Pass `sampling_rate` to have them resampled from their own rate."
+            )
         allow_short_audio = self.allow_short_audio if allow_short_audio is None else allow_short_audio
         features = []
         for index, item in enumerate(items):
@@ -173,11 +178,6 @@ class GroundingGPTFeatureExtractor(RemoteCodeSavingMixin, SequenceFeatureExtract
             except ValueError as error:
                 raise ValueError(f"`audio[{index}]`: {error}") from error
         else:
-            if sampling_rate is None:
-                logger.warning(
-                    f"`audio` holds waveforms but no `sampling_rate` was passed: they are taken to be at "
-                    f"{self.sampling_rate} Hz. Pass `sampling_rate` to have them resampled from their own rate."
-                )
             waveform, rate = np.asarray(item), sampling_rate or self.sampling_rate
             if not np.issubdtype(waveform.dtype, np.floating):
                 raise TypeError(
