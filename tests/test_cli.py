@@ -80,6 +80,35 @@ def test_saved_model_json_with_box_and_several_images(saved_model, tmp_path, cap
     assert result["regions"][0] == pytest.approx([10, 20, 60, 80], abs=1e-3)
 
 
+def test_describe_regions_describes_each_selected_region_inside_the_image(saved_model, tmp_path, capsys, monkeypatch):
+    image = tmp_path / "img.png"
+    demo_image(100).crop((0, 0, 100, 70)).save(image)
+    # two selected regions (normalized cxcywh); the second reaches past the right and top borders
+    regions = torch.tensor([[0.5, 0.5, 0.4, 0.4], [0.95, 0.1, 0.3, 0.4]])
+    monkeypatch.setattr(
+        GromaForConditionalGeneration, "propose_regions", lambda self, pixel_values: ([regions], [torch.ones(2)])
+    )
+    query = "Please briefly describe <roi><refer_box></roi><refer_feat>."
+    argv = ["predict", "--model", str(saved_model), "--image", str(image), "--describe_regions", "--json"]
+    main([*argv, "--query", query, "--max_new_tokens", "3", "--batch_size", "1"])
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["query"] == query
+    assert result["regions"] == [pytest.approx([30, 21, 70, 49]), pytest.approx([80, -7, 110, 21])]
+    entities = result["entities"]
+    assert [entity["boxes"] for entity in entities] == [[pytest.approx([30, 21, 70, 49])], [[80, 0, 100, 21]]]
+    assert [entity["region_indices"] for entity in entities] == [[0], [1]]
+    for entity in entities:
+        start, end = entity["span"]
+        assert result["text"][start:end] == entity["phrase"]
+
+
+def test_describe_regions_options_are_checked_before_loading(no_model_loading):
+    with pytest.raises(SystemExit, match="--describe_regions describes the regions the model finds itself"):
+        main(["predict", "--tiny", "--describe_regions", "--box", "1,1,5,5"])
+    with pytest.raises(SystemExit, match="--describe_regions is for Groma"):
+        main(["predict", "--tiny-groundinggpt", "--describe_regions"])
+
+
 def test_bad_inputs_get_clear_messages(saved_model, tmp_path):
     with pytest.raises(SystemExit, match="no config.json"):
         main(["predict", "--model", str(tmp_path / "missing")])

@@ -28,6 +28,7 @@ from .processing import (
     draw_proposals,
     grounded_caption_prompt,
     normalized_cxcywh_to_pixel_xyxy,
+    region_caption_prompt,
     validate_pixel_boxes,
 )
 from .processing.image_inputs import open_rgb_image
@@ -93,6 +94,10 @@ def check_options(args: argparse.Namespace, family: str) -> None:
                 raise SystemExit(f"error: --{option} {path}: no such file.")
     if family == "groma" and (args.video or args.audio):
         raise SystemExit("error: Groma reads images only; --video and --audio need a GroundingGPT model.")
+    if args.describe_regions and family != "groma":
+        raise SystemExit("error: --describe_regions is for Groma, whose region proposer finds the regions.")
+    if args.describe_regions and args.box:
+        raise SystemExit("error: --describe_regions describes the regions the model finds itself; drop --box.")
     if family == "groundinggpt" and args.box:
         raise SystemExit(
             "error: --box is for Groma. GroundingGPT reads boxes written in the query as [x1, y1, x2, y2] "
@@ -245,10 +250,63 @@ def generate_grounded(
     return results
 
 
+def describe_regions(
+    model: PreTrainedModel,
+    processor: ProcessorMixin,
+    image: Image.Image,
+    query: str | None = None,
+    batch_size: int = 4,
+    **generate_kwargs,
+) -> dict:
+    """Groma's description of every region it selects in `image` (dense region captioning): the regions that
+    `generate` would select, each asked about in its own region-caption prompt.
+
+    Args:
+        image: An RGB image.
+        query: The question asked about each region (default: `region_caption_prompt()`, "What is
+            <roi><refer_box></roi><refer_feat>?"); the region goes after it unless it places `<refer_box>`.
+        batch_size: Regions described together in one `generate` call.
+        **generate_kwargs: Passed to `model.generate` (`max_new_tokens`, `do_sample`, ...).
+
+    Returns:
+        A dict like [`generate_grounded`]'s: `text` (the descriptions, in region order, joined by spaces),
+        `entities` (one per region: its description as `phrase`, its pixel box clipped to the image, its index in
+        the selection as `region_indices`, and the `span` of the description in `text`), `regions` (the selected
+        regions as pixel `[x1, y1, x2, y2]` lists, unclipped) and the private `_regions`.
+    """
+    pixel_values = processor.image_processor(image, return_tensors="pt")["pixel_values"].to(model.device)
+    (regions,), _ = model.propose_regions(pixel_values)
+    regions = regions.float().cpu()
+    width, height = image.size
+    pixels = normalized_cxcywh_to_pixel_xyxy(regions, (height, width))
+    # a proposal may reach a little past the border; the region prompt takes boxes inside the image
+    clipped = pixels.clone()
+    clipped[:, 0::2].clamp_(0, width)
+    clipped[:, 1::2].clamp_(0, height)
+    clipped = clipped.tolist()
+    prompt = chat_prompt(processor, query or region_caption_prompt(), num_boxes=1)
+    captions = []
+    for start in range(0, len(clipped), batch_size):
+        boxes = [[box] for box in clipped[start : start + batch_size]]
+        answers = generate_grounded(
+            model, processor, [image] * len(boxes), [prompt] * len(boxes), boxes, **generate_kwargs
+        )
+        captions += [answer["text"] for answer in answers]
+    entities, offset = [], 0
+    for index, (caption, box) in enumerate(zip(captions, clipped)):
+        entities.append(
+            {"phrase": caption, "boxes": [box], "region_indices": [index], "span": (offset, offset + len(caption))}
+        )
+        offset += len(caption) + 1
+    return {"text": " ".join(captions), "entities": entities, "regions": pixels.tolist(), "_regions": regions}
+
+
 def predict(
     args: argparse.Namespace, model: PreTrainedModel, processor: ProcessorMixin, jobs: list[dict]
 ) -> list[dict]:
     """Run every (image, query) job on a Groma model; returns one result dict per job."""
+    if args.describe_regions:
+        return [describe_job(args, model, processor, job) for job in jobs]
     results = []
     for batch in batched(jobs, args.batch_size, desc="groma"):
         images = [open_image(job["image"]) for job in batch]
@@ -261,6 +319,16 @@ def predict(
         for job, query, image, answer in zip(batch, queries, images, answers):
             results.append({"image": job["image"] or "<demo image>", "query": query, **answer, "_image": image})
     return results
+
+
+def describe_job(args: argparse.Namespace, model: PreTrainedModel, processor: ProcessorMixin, job: dict) -> dict:
+    """`--describe_regions`: the result of [`describe_regions`] for one job."""
+    image = open_image(job["image"])
+    query = job["query"] or region_caption_prompt()
+    answer = describe_regions(
+        model, processor, image, query, args.batch_size, max_new_tokens=args.max_new_tokens, do_sample=False
+    )
+    return {"image": job["image"] or "<demo image>", "query": query, **answer, "_image": image}
 
 
 def public_fields(result: dict) -> dict:

@@ -63,6 +63,12 @@ def add_predict_parser(commands: argparse._SubParsersAction) -> None:
         help="Groma: a pixel box the query refers to (repeat for several).",
     )
     parser.add_argument(
+        "--describe_regions",
+        action="store_true",
+        help="Groma: describe every region the model finds (one region caption each, --query being the question "
+        "asked about each region) instead of answering one question about the image.",
+    )
+    parser.add_argument(
         "--output", help="Save the annotated picture(s) here (PNG/JPEG); a timeline for GroundingGPT video answers."
     )
     parser.add_argument("--json", action="store_true", help="Print results as JSON.")

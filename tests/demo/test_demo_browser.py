@@ -1,5 +1,5 @@
 """`groma demo --tiny` end to end in headless Chromium: the shipped demo model locates the red square of a generated
-scene and describes a box drawn on it, bad inputs get messages in the page, and the GroundingGPT tab answers about an
+scene, describes a box drawn on it and every region it finds, bad inputs get messages in the page, and the GroundingGPT tab answers about an
 image and a video. Screenshots are saved (the folder is printed; set GROMA_DEMO_SCREENSHOTS to choose it)."""
 
 import io
@@ -243,6 +243,27 @@ def test_describe_a_drawn_box(page, scene):
     answer = page.inner_text("#groma-answer")
     assert answer.strip(), "the page shows no answer"
     assert "red square" in answer.lower(), f"described the red square as {answer!r}"
+
+
+def test_describe_every_region(page, scene):
+    path, generated, red_square = scene
+    upload(page, "#groma-upload", path)
+    page.wait_for_selector("#groma-image canvas")
+    page.get_by_label("Describe every region").check()
+    ask(page)
+    assert status(page) == ""
+    assert "Describe every region" in page.inner_text("#groma-chat")
+    # one legend line per object, each naming it with a box on it
+    for obj in generated.objects:
+        box = legend_box(page, f"A {obj.name}.")
+        assert iou(box, obj.box) > 0.5, f"described {obj.name} at {box}; it is at {obj.box}"
+    # the red square's box is drawn in the colour of its legend line
+    legend = page.inner_text("#groma-answer").splitlines()
+    index = next(i for i, line in enumerate(line for line in legend if ": [" in line) if "A red square." in line)
+    x1, y1, x2, y2 = (round(value) for value in legend_box(page, "A red square."))
+    picture = rendered_picture(page, "#groma-picture")
+    edge = [picture.getpixel((x1 + 1, y)) for y in range(y1 + 4, y2 - 4)]
+    assert edge.count(BOX_COLORS[index % len(BOX_COLORS)]) > 0.8 * len(edge), red_square
 
 
 def test_bad_inputs_get_messages_in_the_page(page, tmp_path):

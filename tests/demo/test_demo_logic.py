@@ -13,6 +13,7 @@ from transformers_groma.demo.groma_chat import (
     ASK,
     CAPTION,
     DESCRIBE,
+    EVERY_REGION,
     LOCATE,
     DemoInputError,
     GenerationSettings,
@@ -71,6 +72,7 @@ def test_task_queries_and_their_messages():
     assert build_query(DESCRIBE, "", 1) == f"What is {REFER_REGION}?"
     assert build_query(DESCRIBE, "", 2).count(REFER_REGION) == 2
     assert build_query(ASK, "  What is left of the circle? ", 0) == "What is left of the circle?"
+    assert build_query(EVERY_REGION, "ignored", 0) == f"What is {REFER_REGION}?"
     for task, text, message in [
         (DESCRIBE, "", "Draw a box on the image"),
         (ASK, " ", "Type a question"),
@@ -121,6 +123,23 @@ def test_chat_keeps_the_image_turns_boxes_and_regions():
     ]
     chat.last_result = first
     assert chat.picture(show_regions=False).getpixel((11, 30)) == BOX_COLORS[len(first["entities"])]
+
+
+def test_describing_every_region_labels_each_region_and_leaves_the_conversation_alone():
+    model, processor = tiny_groma_model(box_score_threshold=0.0), tiny_groma_processor()
+    chat = GromaChat(image=Image.new("RGB", (100, 80), (200, 30, 30)))
+    with pytest.raises(DemoInputError, match="Upload an image"):
+        GromaChat().describe_every_region(model, processor, build_query(EVERY_REGION, "", 0), QUICK)
+    result = chat.describe_every_region(model, processor, build_query(EVERY_REGION, "", 0), QUICK)
+    assert chat.last_result is result and chat.messages == [] and chat.boxes == []
+    assert len(result["entities"]) == len(result["regions"]) == model.config.max_region_num
+    assert torch.equal(chat.regions, result["_regions"])
+    # each region is drawn in its entity's colour (entity i in colour i); the last one is drawn on top
+    last = len(result["entities"]) - 1
+    x1, y1, _, y2 = (round(value) for value in result["entities"][last]["boxes"][0])
+    assert chat.picture(show_regions=False).getpixel((x1 + 1, (y1 + y2) // 2)) == BOX_COLORS[last % len(BOX_COLORS)]
+    later = chat.ask(model, processor, "And this?", [[10, 10, 50, 50]], QUICK)
+    assert np.allclose(later["regions"][:-1], result["regions"][:-1], atol=1e-3)
 
 
 def test_answer_html_marks_phrases_in_the_colours_of_their_boxes():

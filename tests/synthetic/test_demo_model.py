@@ -130,3 +130,19 @@ def test_cli_answers_are_grounded_on_the_objects(cli_scenes, capsys):
     assert len(boxes) >= 8
     on_objects = [max(iou(box, obj.box) for obj in scene.objects) >= 0.5 for scene, box in boxes]
     assert sum(on_objects) / len(on_objects) >= 0.9
+
+
+def test_describing_every_region_through_the_cli(cli_scenes, capsys):
+    """`--describe_regions`: the regions the model finds, each with its own region caption."""
+    options = [option for _, path in cli_scenes for option in ("--image", str(path))]
+    results = run_cli(capsys, *options, "--describe_regions", "--max_new_tokens", "8")
+    named, on_objects = [], []
+    for (scene, _), result in zip(cli_scenes, results, strict=True):
+        entities = result["entities"]
+        named += [
+            any(iou(e["boxes"][0], obj.box) >= 0.5 and names_object(e["phrase"], obj) for e in entities)
+            for obj in scene.objects
+        ]
+        on_objects += [max(iou(e["boxes"][0], obj.box) for obj in scene.objects) >= 0.5 for e in entities]
+    assert sum(named) / len(named) >= 0.9
+    assert sum(on_objects) / len(on_objects) >= 0.95

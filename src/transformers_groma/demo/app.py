@@ -12,6 +12,7 @@ from ..cli import public_fields
 from ..processing import REFER_REGION, parse_grounded_text
 from ..synthetic import generate_scene
 from .groma_chat import (
+    EVERY_REGION,
     LOCATE,
     TASKS,
     TASKS_WITH_BOXES,
@@ -130,7 +131,10 @@ def groma_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
             query = build_query(task_name, text, len(boxes))
             referent = locate_expression(text) if task_name == LOCATE else None
             settings = GenerationSettings(tokens, sample, temp, nucleus)
-            answer_result = state.ask(model, processor, query, boxes, settings, referent)
+            if task_name == EVERY_REGION:
+                answer_result = state.describe_every_region(model, processor, query, settings)
+            else:
+                answer_result = state.ask(model, processor, query, boxes, settings, referent)
         except DemoInputError as error:
             return state, error_message(error), *[gr.skip()] * 6
         entities = display_entities(answer_result)
@@ -138,7 +142,7 @@ def groma_tab(model: PreTrainedModel, processor: ProcessorMixin) -> None:
         reply = answer_result["text"] or "; ".join(entity_line(entity) for entity in answer_entities)
         history = [
             *history,
-            {"role": "user", "content": readable_query(query, boxes)},
+            {"role": "user", "content": EVERY_REGION if task_name == EVERY_REGION else readable_query(query, boxes)},
             {"role": "assistant", "content": reply or "(no answer)"},
         ]
         html = groma_answer_html(entities, answer_result["text"])

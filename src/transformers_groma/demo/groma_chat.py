@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from transformers import PreTrainedModel, ProcessorMixin
 
-from ..cli import generate_grounded, user_turn
+from ..cli import describe_regions, generate_grounded, user_turn
 from ..processing import (
     REGION_CAPTION_TEMPLATES,
     boxes_pixel_xyxy_to_normalized_cxcywh,
@@ -16,6 +16,7 @@ from ..processing import (
     draw_proposals,
     grounded_caption_prompt,
     rec_prompt,
+    region_caption_prompt,
     region_reference,
     validate_pixel_boxes,
 )
@@ -23,7 +24,8 @@ from ..processing.image_inputs import open_rgb_image
 
 
 ASK, LOCATE, CAPTION, DESCRIBE = "Ask", "Locate", "Grounded caption", "Describe the boxes"
-TASKS = (ASK, LOCATE, CAPTION, DESCRIBE)
+EVERY_REGION = "Describe every region"
+TASKS = (ASK, LOCATE, CAPTION, DESCRIBE, EVERY_REGION)
 # The tasks whose question refers to the boxes drawn or typed; the others leave them out.
 TASKS_WITH_BOXES = (ASK, DESCRIBE)
 # "Locate the red square in the image." -> "the red square": the verb and ending that the Locate task adds itself.
@@ -82,7 +84,8 @@ def build_query(task: str, text: str, num_boxes: int) -> str:
     """The Groma query of `task` (one of `TASKS`) for the user's `text` and `num_boxes` referred boxes.
 
     Ask sends `text` as written (the boxes follow it); Locate asks the trained referring-expression question about
-    `text`; Grounded caption ignores `text`; Describe the boxes asks for a short description of the boxes.
+    `text`; Grounded caption ignores `text`; Describe the boxes asks for a short description of the boxes; Describe
+    every region gives the question asked about each region (see [`GromaChat.describe_every_region`]).
     """
     if task == LOCATE:
         return rec_prompt(locate_expression(text))
@@ -92,6 +95,8 @@ def build_query(task: str, text: str, num_boxes: int) -> str:
         if num_boxes == 0:
             raise DemoInputError("Draw a box on the image (or type its coordinates) to describe it.")
         return REGION_CAPTION_TEMPLATES[0].format(region_reference(num_boxes))
+    if task == EVERY_REGION:
+        return region_caption_prompt()
     if task == ASK:
         if not (text or "").strip():
             raise DemoInputError("Type a question, or pick another task.")
@@ -202,6 +207,27 @@ class GromaChat:
         self.messages = [*messages, {"role": "assistant", "content": [{"type": "text", "text": markup}]}]
         self.boxes = all_boxes
         self.last_result = {"query": query, "boxes": boxes, "referent": referent, **result}
+        return self.last_result
+
+    def describe_every_region(
+        self, model: PreTrainedModel, processor: ProcessorMixin, query: str, settings: GenerationSettings
+    ) -> dict:
+        """Asks `query` (a region-caption prompt) about every region the model selects in the image, each in its own
+        prompt (see [`~transformers_groma.cli.describe_regions`]). The answers do not join the conversation; a
+        conversation that has not selected its regions yet takes these.
+
+        Returns:
+            The result of `describe_regions` (one entity per region, its description as phrase) with the `query`,
+            no referred `boxes` and no `referent`; it becomes `last_result`.
+
+        Raises:
+            DemoInputError: without an image.
+        """
+        self.check_image()
+        result = describe_regions(model, processor, self.image, query, **settings.generate_kwargs())
+        if self.regions is None:
+            self.regions = result["_regions"]
+        self.last_result = {"query": query, "boxes": [], "referent": None, **result}
         return self.last_result
 
     def regions_with(self, boxes: list[list[float]], max_regions: int) -> torch.Tensor:
