@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from huggingface_hub.errors import StrictDataclassError
 from PIL import Image
+from torchvision.ops import clip_boxes_to_image
 from tqdm.auto import tqdm
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, ProcessorMixin
 
@@ -280,10 +281,7 @@ def describe_regions(
     width, height = image.size
     pixels = normalized_cxcywh_to_pixel_xyxy(regions, (height, width))
     # a proposal may reach a little past the border; the region prompt takes boxes inside the image
-    clipped = pixels.clone()
-    clipped[:, 0::2].clamp_(0, width)
-    clipped[:, 1::2].clamp_(0, height)
-    clipped = clipped.tolist()
+    clipped = clip_boxes_to_image(pixels, (height, width)).tolist()
     prompt = chat_prompt(processor, query or region_caption_prompt(), num_boxes=1)
     captions = []
     for start in range(0, len(clipped), batch_size):

@@ -43,8 +43,8 @@ class GromaProcessor(CheckedProcessorLoadingMixin, RemoteCodeSavingMixin, Proces
     Every prompt about an image holds exactly one `<image>` and one `<region>` placeholder (the chat template writes
     them in the fixed first exchange); text-only prompts, without images, hold none. `image_token` / `image_token_id`
     name the first, as in transformers' VLM processors. They are tokenized as single tokens: the model expands them
-    into the image tokens and the selected regions. A user box is referred to with `<roi><refer_box></roi><refer_feat>` in the text and given as
-    pixel coordinates in `boxes`.
+    into the image tokens and the selected regions. A user box is referred to with
+    `<roi><refer_box></roi><refer_feat>` in the text and given as pixel coordinates in `boxes`.
 
     Args:
         image_processor ([`GromaImageProcessor`], *optional*):
