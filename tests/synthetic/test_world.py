@@ -75,12 +75,13 @@ def test_same_seed_same_scene_and_argument_checks():
         generate_scene(0, size=(20, 300))
 
 
-def test_grounded_caption_spans():
-    scene = generate_scene(5, num_objects=3)
-    caption, spans = grounded_caption(scene.objects)
+def test_grounded_caption_spans_name_objects_by_colour_then_shape():
+    scene = generate_scene(5, num_objects=4)
+    caption, spans = grounded_caption(scene.objects[::-1])
     phrases = [caption[start:end] for start, end in spans]
-    centres = sorted((obj.box[0] + obj.box[2], f"a {obj.name}") for obj in scene.objects)
-    assert phrases == [name for _, name in centres]
+    inventory = [f"a {color} {shape}" for color in COLORS for shape in SHAPES]
+    assert phrases == [name for name in inventory if name in {f"a {obj.name}" for obj in scene.objects}]
+    assert len(phrases) == 4
     assert caption.startswith("The image shows ") and caption.endswith(".")
 
 
@@ -120,8 +121,9 @@ def test_files_read_back_through_the_trainers(written):
     answer = grounded[0]["messages"][1]["content"]
     assert answer.count("<roi><ground_box></roi>") == len(scenes[0].objects)
     assert answer.startswith("The image shows <p>a ")
-    centres = sorted((obj.box[0] + obj.box[2], obj) for obj in scenes[0].objects)
-    assert grounded[0]["ground_boxes"] == [pytest.approx(list(obj.box)) for _, obj in centres]
+    inventory = [(color, shape) for color in COLORS for shape in SHAPES]
+    ordered = sorted(scenes[0].objects, key=lambda obj: inventory.index((obj.color, obj.shape)))
+    assert grounded[0]["ground_boxes"] == [pytest.approx(list(obj.box)) for obj in ordered]
 
     custom = _records(written, "custom", "custom")
     assert len(custom) == 6

@@ -4,11 +4,12 @@
   (`"Locate <p>the red square</p> in the image."`), answered `<roi><ground_box></roi>`;
 - region caption: `"What is <roi><refer_box></roi><refer_feat>?"` (any `REGION_CAPTION_TEMPLATES`) -> `"A red square."`;
 - grounded caption: `[grounding]` + any `GROUNDED_CAPTION_TEMPLATES` -> `"The image shows <p>a red square</p><roi>
-  <ground_box></roi> and <p>a blue circle</p><roi><ground_box></roi>."`, objects from left to right.
+  <ground_box></roi> and <p>a blue circle</p><roi><ground_box></roi>."`, objects by colour, then shape (the order of
+  `COLORS` and `SHAPES`), as an inventory lists them.
 """
 
 from ..tokens import GROUND_BOX_TOKEN, PHRASE_END_TOKEN, PHRASE_START_TOKEN, ROI_END_TOKEN, ROI_START_TOKEN
-from .scene import SyntheticObject
+from .scene import COLORS, SHAPES, SyntheticObject
 
 
 CAPTION_PREFIX = "The image shows "
@@ -26,8 +27,11 @@ def region_caption(obj: SyntheticObject) -> str:
 
 
 def caption_order(objects: list[SyntheticObject]) -> list[SyntheticObject]:
-    """The objects in the order a grounded caption names them: left to right by box centre (then top to bottom)."""
-    return sorted(objects, key=lambda obj: (obj.box[0] + obj.box[2], obj.box[1] + obj.box[3]))
+    """The objects in the order a grounded caption names them: by colour, then shape, in the order of `COLORS` and
+    `SHAPES` (red before green, square before circle). The order depends on what the objects are, not on where
+    they are, so a model names them by reading its regions' contents."""
+    colors = list(COLORS)
+    return sorted(objects, key=lambda obj: (colors.index(obj.color), SHAPES.index(obj.shape)))
 
 
 def _join(phrases: list[str]) -> str:
