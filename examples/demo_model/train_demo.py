@@ -3,18 +3,21 @@
     python examples/demo_model/train_demo.py runs/demo            # the shipped recipe (seeds fixed)
     python examples/demo_model/train_demo.py runs/demo --scale 0.1  # a quick try (fewer scenes and steps)
 
-Every stage goes through the public training entry points (`groma-train-detection`, `groma-train`), on data written
-by `transformers_groma.synthetic.write_datasets`:
+Every Groma stage goes through the public training entry points (`groma-train-detection`, `groma-train`), on data
+written by `transformers_groma.synthetic.write_datasets`:
 
 0. a random DINOv2 + region proposer (`init/proposer`) and a random Llama with a word-level tokenizer made for the
    world's texts (`init/llm`, initialized at ~1/sqrt(width), as a 128-wide model needs), every legacy flag off;
+L. language pretraining (`language_pretraining.py`): the Llama learns the world's conversations told in words
+   (`init/language`), standing in for the pretrained Vicuna that Groma starts from;
 1. `groma-train-detection`: DINOv2 and the proposer learn class-agnostic boxes (both objectness heads: the detection
    file is given once per head);
-2. `groma-train --stage align` from `--vision_proposer_path` + `--llm_path`: the bridge, the region encoder (both at
-   a tenth of the learning rate, which keeps the region tokens' scale near the word embeddings') and the whole
-   (random, hence unfrozen) LLM learn from whole conversations (a grounded caption, then REC and region captions),
-   multi-turn REC and single region captions (`default` template);
-3. `groma-train --stage finetune`: the same data in the `llava` template that inference uses.
+2. `groma-train --stage align` from `--vision_proposer_path` + `--llm_path init/language`: with the LLM frozen, the
+   bridge, the region encoder and the Groma-token rows learn to write what the LLM reads, from whole conversations
+   (a grounded caption, then REC and region captions), multi-turn REC and single region captions (`default`
+   template);
+3. `groma-train --stage finetune`: everything but the vision path learns from the same data in the `llava` template
+   that inference uses.
 
 The result (`OUTPUT/final`) is a normal Groma folder, stored in float16 except the vision path. This is a toy world
 of coloured squares, circles and triangles, not a model of real images.
@@ -29,6 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
+from language_pretraining import pretrain_language
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer, set_seed
 
@@ -243,13 +247,11 @@ def main() -> None:
     parser.add_argument("--finetune_steps", type=int, default=800)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--detection_lr", type=float, default=1e-3)
-    parser.add_argument("--vl_lr", type=float, default=1e-3)
-    parser.add_argument(
-        "--vision_lr_multiplier", type=float, default=0.1, help="LR factor of the region encoder and the bridge."
-    )
+    parser.add_argument("--align_lr", type=float, default=1e-3)
+    parser.add_argument("--finetune_lr", type=float, default=3e-4)
     parser.add_argument("--num_workers", type=int, default=0, help="Dataloader workers of every stage.")
     parser.add_argument("--scale", type=float, default=1.0, help="Multiply the scene and step counts (quick tries).")
-    parser.add_argument("--stages", default="0123", help="Which stages to run (the earlier outputs must exist).")
+    parser.add_argument("--stages", default="0L123", help="Which stages to run (the earlier outputs must exist).")
     parser.add_argument("--vl_dir", type=Path, help="Where stages 2-3 write (default: output_dir).")
     parser.add_argument("--evaluate", type=int, default=0, help="Evaluate the result on this many fresh scenes.")
     args = parser.parse_args()
@@ -274,6 +276,18 @@ def main() -> None:
         )
         write_initial_models(out / "init")
         done("data and initial models")
+    if "L" in args.stages:
+        pretrain_language(
+            out / "init" / "llm",
+            out / "init" / "language",
+            LlamaTokenizer.from_pretrained(out / "init" / "llm"),
+            num_image_tokens=(IMAGE_SIZE // VISION["patch_size"] // 2) ** 2,
+            max_regions=GROMA["max_region_num"],
+            batch_size=2 * args.batch_size,
+            seed=SEED,
+            step_scale=args.scale,
+        )
+        done("language pretraining")
     if "1" in args.stages:
         run_detection.run([
             "--model_name_or_path", str(out / "init" / "proposer"), "--freeze_vision_tower", "false",
@@ -283,24 +297,18 @@ def main() -> None:
             "--learning_rate", str(args.detection_lr), "--weight_decay", "1e-4", *common,
         ])  # fmt: skip
         done("stage 1")
-    vl_common = [
-        "--data_config", str(out / "vl.json"), "--model_max_length", "512", "--learning_rate", str(args.vl_lr),
-        "--weight_decay", "0.0", "--freeze_llm", "false", "--train_new_token_rows_only", "false",
-        # the region encoder's unnormalized convolutions multiply their growth: at the full rate the region tokens
-        # grow ~500x louder than the word embeddings and drown what attention writes at their positions
-        "--lr_multiplier_patterns", "region_encoder", "multi_modal_projector", "--lr_multiplier", str(args.vision_lr_multiplier),
-        *common,
-    ]  # fmt: skip
+    vl_common = ["--data_config", str(out / "vl.json"), "--model_max_length", "512", "--weight_decay", "0.0", *common]
     if "2" in args.stages:
         run_vl.run([
-            "--stage", "align", "--vision_proposer_path", str(detection_dir), "--llm_path", str(out / "init" / "llm"),
-            "--output_dir", str(align_dir), "--max_steps", str(steps[1]), *vl_common,
+            "--stage", "align", "--vision_proposer_path", str(detection_dir),
+            "--llm_path", str(out / "init" / "language"), "--output_dir", str(align_dir),
+            "--max_steps", str(steps[1]), "--learning_rate", str(args.align_lr), *vl_common,
         ])  # fmt: skip
         done("stage 2")
     if "3" in args.stages:
         run_vl.run([
             "--stage", "finetune", "--model_name_or_path", str(align_dir), "--output_dir", str(finetune_dir),
-            "--max_steps", str(steps[2]), *vl_common,
+            "--max_steps", str(steps[2]), "--learning_rate", str(args.finetune_lr), *vl_common,
         ])  # fmt: skip
         save_final(finetune_dir, vl_dir / "final")
         done(f"stage 3 (model in {vl_dir / 'final'})")

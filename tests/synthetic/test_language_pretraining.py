@@ -1,0 +1,104 @@
+"""The demo recipe's language pretraining (examples/demo_model/language_pretraining.py): the word scenes say what the
+image conversations say, every answer index points at the slot holding the words it names, and a short run trains
+and saves a Llama the recipe's stage 2 can load."""
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from transformers_groma.synthetic import COLORS, SHAPES
+from transformers_groma.tokens import IGNORE_INDEX, REFER_FEAT_TOKEN, REGION_TOKEN
+
+
+DEMO_RECIPE = Path(__file__).resolve().parents[2] / "examples" / "demo_model"
+sys.path.insert(0, str(DEMO_RECIPE))
+language_pretraining = pytest.importorskip("language_pretraining")
+train_demo = pytest.importorskip("train_demo")
+Phase, WordSlotDataset = language_pretraining.Phase, language_pretraining.WordSlotDataset
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return train_demo.build_tokenizer()
+
+
+def region_slots(tokenizer, item) -> dict[int, tuple[int, int]]:
+    """`{K: (colour id, shape id)}` for the regions `<rK><region>` of an item that show an object."""
+    tokens = tokenizer.convert_ids_to_tokens(item["input_ids"].tolist())
+    return {
+        int(tokens[position - 1][2:-1]): tuple(item["slot_words"][position].tolist())
+        for position, token in enumerate(tokens)
+        if token == REGION_TOKEN and item["slot_words"][position, 0] >= 0
+    }
+
+
+def answered_indices(tokenizer, item) -> list[tuple[int, int]]:
+    """`(position, K)` of every scored `<rK>` token."""
+    labels = item["labels"].tolist()
+    return [
+        (position, int(token[2:-1]))
+        for position, token in enumerate(tokenizer.convert_ids_to_tokens([max(label, 0) for label in labels]))
+        if labels[position] != IGNORE_INDEX and token.startswith("<r") and token[2:-1].isdigit()
+    ]
+
+
+def test_listing_indices_point_at_the_slot_with_the_same_words(tokenizer):
+    dataset = WordSlotDataset(tokenizer, language_pretraining.PHASES[0], 40, 36, 8, seed=0)
+    refer_feat = tokenizer.convert_tokens_to_ids(REFER_FEAT_TOKEN)
+    for item in (dataset[index] for index in range(len(dataset))):
+        slots = region_slots(tokenizer, item)
+        answers = answered_indices(tokenizer, item)
+        assert 1 <= len(answers) == len(slots) <= 4
+        for position, index in answers:
+            assert item["input_ids"][position - 1] == refer_feat
+            assert tuple(item["slot_words"][position - 1].tolist()) == slots[index]
+        # only the indices are scored, and the short context starts at the region list
+        assert (item["labels"] != IGNORE_INDEX).sum() == len(answers)
+        assert tokenizer.decode(item["input_ids"][:3], skip_special_tokens=True).strip().startswith("Regions:")
+
+
+def test_conversations_answer_with_the_indices_of_the_named_objects(tokenizer):
+    dataset = WordSlotDataset(tokenizer, language_pretraining.PHASES[-1], 60, 36, 8, seed=1, kinds=("custom",))
+    inventory = [f"{color} {shape}" for color in COLORS for shape in SHAPES]
+    for item in (dataset[index] for index in range(len(dataset))):
+        slots = {index: tokenizer.decode(list(words)) for index, words in region_slots(tokenizer, item).items()}
+        text = tokenizer.decode(item["input_ids"])
+        grounded = re.findall(r"<p> ?a (\w+ \w+)</p><roi><r(\d+)></roi>", text)
+        rec = re.findall(r"<p> ?the (\w+ \w+)</p>[^<]*<roi><r(\d+)></roi>", text)
+        # a grounded caption names every object, by colour then shape; REC asks about each once
+        assert [name for name, _ in grounded] == [name for name in inventory if name in slots.values()]
+        assert sorted(name for name, _ in rec) == sorted(slots.values())
+        assert all(slots[int(index)] == name for name, index in grounded + rec), text
+        assert len(answered_indices(tokenizer, item)) == len(grounded) + len(rec)
+
+
+def test_phase_kind_is_checked(tokenizer):
+    with pytest.raises(ValueError, match="phase.kind"):
+        WordSlotDataset(tokenizer, Phase("captions", 1, 1e-3), 1, 36, 8, seed=0)
+
+
+def test_a_short_run_trains_and_saves_a_llama(tokenizer, tmp_path):
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "llm")
+    before = LlamaForCausalLM.from_pretrained(tmp_path / "llm").lm_head.weight.clone()
+    phases = (Phase("listing", 3, 1e-3, short_context=True, index_labels_only=True), Phase("conversations", 2, 1e-3))
+    accuracies = language_pretraining.pretrain_language(
+        tmp_path / "llm", tmp_path / "language", tokenizer, num_image_tokens=4, max_regions=8, batch_size=2, seed=0,
+        phases=phases,
+    )  # fmt: skip
+    assert len(accuracies) == 2 and all(0.0 <= value <= 1.0 for value in accuracies)
+    after = LlamaForCausalLM.from_pretrained(tmp_path / "language").lm_head.weight
+    assert not torch.equal(before, after)
+    assert (tmp_path / "language" / "tokenizer_config.json").is_file()
