@@ -36,12 +36,6 @@ CHROMIUM_ARGS = [
 ]
 STARTUP_TIMEOUT_S = 300
 ANSWER_TIMEOUT_MS = 120_000
-# The page mechanics are asserted whatever the model answers; the model names what is in a box, and points at the
-# object a question names in about nine questions out of ten.
-MODEL_NOT_YET = (
-    "the shipped demo model does not yet reach the REC bar (Acc@0.5 0.92 on 200 fresh scenes; "
-    "tests/synthetic/test_demo_model.py):"
-)
 TEXT_OF = "(selector) => (document.querySelector(selector)?.innerText ?? '').trim()"
 
 pytestmark = pytest.mark.skipif(
@@ -211,8 +205,7 @@ def test_locate_the_red_square(page, scene):
     x1, y1, x2, y2 = (round(value) for value in box)
     edge = [picture.getpixel((x1 + 1, y)) for y in range(y1 + 4, y2 - 4)]
     assert edge.count(BOX_COLORS[0]) > 0.8 * len(edge)
-    if iou(box, red_square) <= 0.5:
-        pytest.xfail(f"{MODEL_NOT_YET} located {box}, the red square is at {red_square}")
+    assert iou(box, red_square) > 0.5, f"located {box}, the red square is at {red_square}"
 
 
 def draw_box(page, image_size: tuple[int, int], box) -> None:
