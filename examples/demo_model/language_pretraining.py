@@ -32,9 +32,24 @@ from transformers_groma.processing import (
     rec_prompt,
     region_caption_prompt,
 )
-from transformers_groma.synthetic import COLORS, SHAPES
-from transformers_groma.synthetic.scene import MAX_OBJECTS
-from transformers_groma.tokens import IGNORE_INDEX, IMAGE_TOKEN, REFER_BOX_TOKEN, REFER_FEAT_TOKEN, REGION_TOKEN
+from transformers_groma.synthetic import (
+    COLORS,
+    MAX_OBJECTS,
+    SHAPES,
+    SyntheticObject,
+    caption_order,
+    grounded_caption_answer,
+    referring_expression,
+    region_caption,
+)
+from transformers_groma.tokens import (
+    GROUND_BOX_TOKEN,
+    IGNORE_INDEX,
+    IMAGE_TOKEN,
+    REFER_BOX_TOKEN,
+    REFER_FEAT_TOKEN,
+    REGION_TOKEN,
+)
 from transformers_groma.training.conversation_dataset import ConversationEncoder
 
 
@@ -78,10 +93,8 @@ class WordSlotEncoder(ConversationEncoder):
         return text[text.index(REGIONS_MARK) :] if self.short_context else text
 
 
-def inventory_order(objects: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """(colour, shape) pairs in the order a grounded caption names them (`synthetic.caption_order`)."""
-    colors = list(COLORS)
-    return sorted(objects, key=lambda obj: (colors.index(obj[0]), SHAPES.index(obj[1])))
+# A word scene has no geometry: its objects are the world's objects without a box, told by the world's own texts.
+WORD_OBJECTS = [SyntheticObject(color, shape, box=(0.0, 0.0, 0.0, 0.0)) for color in COLORS for shape in SHAPES]
 
 
 class WordSlotDataset(Dataset):
@@ -110,24 +123,18 @@ class WordSlotDataset(Dataset):
     ):
         if phase.kind not in ("listing", "conversations"):
             raise ValueError(f"`phase.kind` must be 'listing' or 'conversations', got {phase.kind!r}.")
-        self.phase, self.num_items, self.max_regions, self.seed, self.kinds = (
-            phase,
-            num_items,
-            max_regions,
-            seed,
-            kinds,
-        )
+        self.phase, self.num_items, self.max_regions = phase, num_items, max_regions
+        self.seed, self.kinds = seed, kinds
         self.encoders = [
             WordSlotEncoder(tokenizer, template, num_image_tokens, phase.short_context)
             for template in ("default", "llava")
         ]
         self.words = {}
-        for color in COLORS:
-            for shape in SHAPES:
-                ids = tokenizer(f"{color} {shape}", add_special_tokens=False).input_ids
-                if len(ids) != 2:
-                    raise ValueError(f"The tokenizer spells {color!r} {shape!r} as {len(ids)} tokens, not 2.")
-                self.words[color, shape] = tuple(ids)
+        for obj in WORD_OBJECTS:
+            ids = tokenizer(obj.name, add_special_tokens=False).input_ids
+            if len(ids) != 2:
+                raise ValueError(f"The tokenizer spells {obj.name!r} as {len(ids)} tokens, not 2.")
+            self.words[obj] = tuple(ids)
         self.ids = {
             name: tokenizer.convert_tokens_to_ids(token)
             for name, token in (("region", REGION_TOKEN), ("refer_feat", REFER_FEAT_TOKEN))
@@ -139,7 +146,7 @@ class WordSlotDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = random.Random(f"{self.seed}:{index}")
-        objects = rng.sample([(color, shape) for color in COLORS for shape in SHAPES], rng.randint(1, MAX_OBJECTS))
+        objects = rng.sample(WORD_OBJECTS, rng.randint(1, MAX_OBJECTS))
         regions = objects + [None] * rng.randint(0, self.max_regions - len(objects))
         rng.shuffle(regions)
         index_of = {obj: regions.index(obj) for obj in objects}
@@ -178,17 +185,18 @@ class WordSlotDataset(Dataset):
         caption per object (`"custom"`); REC alone (`"rec"`); or one region caption (`"region_caption"`)."""
         messages, referred = [], []
         if kind == "custom":
-            phrases = [f"<p>a {c} {s}</p><roi><r{index_of[c, s]}></roi>" for c, s in inventory_order(objects)]
-            caption = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+            answer = grounded_caption_answer(objects)  # its `<ground_box>`es take the objects in `caption_order`
+            for obj in caption_order(objects):
+                answer = answer.replace(GROUND_BOX_TOKEN, f"<r{index_of[obj]}>", 1)
             messages += [
                 {"role": "user", "content": grounded_caption_prompt(rng.randrange(len(GROUNDED_CAPTION_TEMPLATES)))},
-                {"role": "assistant", "content": f"The image shows {caption}."},
+                {"role": "assistant", "content": answer},
             ]
         asked = objects if kind != "region_caption" else [rng.choice(objects)]
-        for color, shape in rng.sample(asked, len(asked)):
-            index = index_of[color, shape]
+        for obj in rng.sample(asked, len(asked)):
+            index = index_of[obj]
             if kind != "region_caption":
-                query = rec_prompt(f"the {color} {shape}", rng.randrange(len(REC_TEMPLATES)))
+                query = rec_prompt(referring_expression(obj), rng.randrange(len(REC_TEMPLATES)))
                 messages += [
                     {"role": "user", "content": query},
                     {"role": "assistant", "content": f"<roi><r{index}></roi>"},
@@ -197,9 +205,9 @@ class WordSlotDataset(Dataset):
                 query = region_caption_prompt(template_index=rng.randrange(len(REGION_CAPTION_TEMPLATES)))
                 messages += [
                     {"role": "user", "content": query.replace(REFER_BOX_TOKEN, f"<r{index}>")},
-                    {"role": "assistant", "content": f"A {color} {shape}."},
+                    {"role": "assistant", "content": region_caption(obj)},
                 ]
-                referred.append((color, shape))
+                referred.append(obj)
         return messages, referred
 
 
