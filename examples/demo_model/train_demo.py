@@ -243,7 +243,7 @@ def main() -> None:
     parser.add_argument("--num_scenes", type=int, default=4000)
     parser.add_argument("--num_chunks", type=int, default=4, help="Data folders written in parallel.")
     parser.add_argument("--detection_steps", type=int, default=2000)
-    parser.add_argument("--align_steps", type=int, default=700)
+    parser.add_argument("--align_steps", type=int, default=2100)
     parser.add_argument("--finetune_steps", type=int, default=800)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--detection_lr", type=float, default=1e-3)
