@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 from transformers import LlamaForCausalLM, PreTrainedTokenizerBase
 
@@ -50,6 +51,7 @@ from transformers_groma.tokens import (
     REFER_FEAT_TOKEN,
     REGION_TOKEN,
 )
+from transformers_groma.training.collator import pad_text_features
 from transformers_groma.training.conversation_dataset import ConversationEncoder
 
 
@@ -226,20 +228,10 @@ class WordSlotLlama(nn.Module):
 
 
 def collate(features: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Right-pads a list of `WordSlotDataset` items into a batch with its `attention_mask`."""
-    length = max(len(feature["input_ids"]) for feature in features)
-    batch = {
-        "input_ids": torch.full((len(features), length), pad_token_id),
-        "labels": torch.full((len(features), length), IGNORE_INDEX),
-        "slot_words": torch.full((len(features), length, 2), -1),
-        "attention_mask": torch.zeros(len(features), length, dtype=torch.long),
-    }
-    for row, feature in enumerate(features):
-        size = len(feature["input_ids"])
-        for key in ("input_ids", "labels", "slot_words"):
-            batch[key][row, :size] = feature[key]
-        batch["attention_mask"][row, :size] = 1
-    return batch
+    """Right-pads a list of `WordSlotDataset` items into a batch with its `attention_mask` (`slot_words` padded
+    with -1)."""
+    slot_words = pad_sequence([feature["slot_words"] for feature in features], batch_first=True, padding_value=-1)
+    return {**pad_text_features(features, pad_token_id), "slot_words": slot_words}
 
 
 @torch.no_grad()

@@ -54,7 +54,7 @@ from transformers_groma.processing.prompts import (
     SYSTEM_PROMPT,
     USER_ROLE,
 )
-from transformers_groma.synthetic import COLORS, SHAPES, write_datasets
+from transformers_groma.synthetic import CATEGORIES, write_datasets
 from transformers_groma.synthetic.evaluation import evaluate_synthetic_grounding
 from transformers_groma.training import run_detection, run_vl
 
@@ -115,12 +115,11 @@ EVAL_SEED = 10**9  # fresh scenes: `write_datasets` seeds scene i of chunk c as 
 
 def world_texts() -> list[str]:
     """Every text the world's conversations can contain, to build the word-level vocabulary from."""
-    names = [f"{color} {shape}" for color in COLORS for shape in SHAPES]
     texts = [SYSTEM_PROMPT, FIRST_USER_MESSAGE, FIRST_ASSISTANT_MESSAGE, f"{USER_ROLE}: {ASSISTANT_ROLE}:"]
-    texts += [template.format(f"the {name}") for template in REC_TEMPLATES for name in names]
-    texts += [template.format(name) for template in CATEGORY_GROUNDING_TEMPLATES for name in names]
+    texts += [template.format(f"the {name}") for template in REC_TEMPLATES for name in CATEGORIES]
+    texts += [template.format(name) for template in CATEGORY_GROUNDING_TEMPLATES for name in CATEGORIES]
     texts += [*REGION_CAPTION_TEMPLATES, *DETAILED_REGION_CAPTION_TEMPLATES, *GROUNDED_CAPTION_TEMPLATES]
-    texts += [f"The image shows a {name}, a {name} and a {name}. A {name}." for name in names]
+    texts += [f"The image shows a {name}, a {name} and a {name}. A {name}." for name in CATEGORIES]
     return texts
 
 
