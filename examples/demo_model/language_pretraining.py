@@ -11,7 +11,7 @@ the LLM already reads. The schedule (`PHASES`) goes from easy to hard:
    every index is one step from the words it has to match. Only the `<rK>` tokens are scored. The context first
    starts at `Regions:`, then it is the whole first turn (system prompt and image slots included);
 2. *conversations*: what stages 2-3 train on (a grounded caption, then REC and region captions; REC alone; one region
-   caption), in both chat templates, every answer token scored.
+   caption), in both chat templates, every answer token scored; the last phase lets the learning rate fall to 0.
 """
 
 import random
@@ -62,20 +62,22 @@ REGIONS_MARK = "Regions:"  # where the short listing context starts
 
 @dataclass(frozen=True)
 class Phase:
-    """One run of the schedule: which items, how many steps at which (constant) learning rate, and whether the
-    context starts at `Regions:` and only the `<rK>` answer tokens are scored."""
+    """One run of the schedule: which items, how many steps at which learning rate (constant, or falling linearly
+    to 0 with `decay`), and whether the context starts at `Regions:` and only the `<rK>` answer tokens are scored."""
 
     kind: str
     steps: int
     learning_rate: float
     short_context: bool = False
     index_labels_only: bool = False
+    decay: bool = False
 
 
 PHASES = (
     Phase("listing", 1500, 1e-3, short_context=True, index_labels_only=True),
     Phase("listing", 1000, 1e-3, index_labels_only=True),
     Phase("conversations", 1400, 5e-4),
+    Phase("conversations", 600, 5e-4, decay=True),
 )
 
 
@@ -263,7 +265,7 @@ def pretrain_language(
 ) -> list[float]:
     """Train the Llama in `llm_dir` through `phases` and save it (with `tokenizer`) to `output_dir`.
 
-    AdamW at each phase's constant learning rate, gradients clipped to norm 1; consecutive phases of the same kind
+    AdamW at each phase's learning rate, gradients clipped to norm 1; consecutive phases of the same kind
     share the optimizer's state, a new kind starts a fresh optimizer.
 
     Returns:
@@ -276,12 +278,12 @@ def pretrain_language(
     for number, phase in enumerate(phases):
         if optimizer is None or phase.kind != phases[number - 1].kind:
             optimizer = torch.optim.AdamW(llm.parameters(), lr=phase.learning_rate, weight_decay=0.0)
-        for group in optimizer.param_groups:
-            group["lr"] = phase.learning_rate
         steps = max(1, int(phase.steps * step_scale))
         dataset = WordSlotDataset(tokenizer, phase, steps * batch_size, num_image_tokens, max_regions, seed + number)
         model.train()
         for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = phase.learning_rate * (1 - step / steps if phase.decay else 1)
             batch = collate([dataset[step * batch_size + row] for row in range(batch_size)], pad_token_id)
             loss = model(**batch).loss
             optimizer.zero_grad()

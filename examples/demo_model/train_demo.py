@@ -60,7 +60,8 @@ from transformers_groma.training import run_detection, run_vl
 
 
 SEED = 0
-IMAGE_SIZE = 168
+# 16 x 16 patches: at 168 px (12 x 12) the smallest shapes span about one patch, and their shape is misread
+IMAGE_SIZE = 224
 VISION = {
     "model_type": "dinov2",
     "hidden_size": 64,

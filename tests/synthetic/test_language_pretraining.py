@@ -81,7 +81,9 @@ def test_phase_kind_is_checked(tokenizer):
         WordSlotDataset(tokenizer, Phase("captions", 1, 1e-3), 1, 36, 8, seed=0)
 
 
-def test_a_short_run_trains_and_saves_a_llama(tokenizer, tmp_path):
+@pytest.fixture
+def llm_dir(tokenizer, tmp_path):
+    """A tiny random Llama folder for the tokenizer."""
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -92,13 +94,34 @@ def test_a_short_run_trains_and_saves_a_llama(tokenizer, tmp_path):
     )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(tmp_path / "llm")
-    before = LlamaForCausalLM.from_pretrained(tmp_path / "llm").lm_head.weight.clone()
+    return tmp_path / "llm"
+
+
+def test_a_short_run_trains_and_saves_a_llama(tokenizer, llm_dir, tmp_path):
+    before = LlamaForCausalLM.from_pretrained(llm_dir).lm_head.weight.clone()
     phases = (Phase("listing", 3, 1e-3, short_context=True, index_labels_only=True), Phase("conversations", 2, 1e-3))
     accuracies = language_pretraining.pretrain_language(
-        tmp_path / "llm", tmp_path / "language", tokenizer, num_image_tokens=4, max_regions=8, batch_size=2, seed=0,
+        llm_dir, tmp_path / "language", tokenizer, num_image_tokens=4, max_regions=8, batch_size=2, seed=0,
         phases=phases,
     )  # fmt: skip
     assert len(accuracies) == 2 and all(0.0 <= value <= 1.0 for value in accuracies)
     after = LlamaForCausalLM.from_pretrained(tmp_path / "language").lm_head.weight
     assert not torch.equal(before, after)
     assert (tmp_path / "language" / "tokenizer_config.json").is_file()
+
+
+def test_a_decay_phase_lets_the_learning_rate_fall_linearly_to_zero(tokenizer, llm_dir, tmp_path, monkeypatch):
+    used = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(optimizer, *args, **kwargs):
+        used.append(optimizer.param_groups[0]["lr"])
+        return step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    phases = (Phase("conversations", 2, 1e-3), Phase("conversations", 4, 1e-3, decay=True))
+    language_pretraining.pretrain_language(
+        llm_dir, tmp_path / "language", tokenizer, num_image_tokens=4, max_regions=8, batch_size=1, seed=0,
+        phases=phases,
+    )  # fmt: skip
+    assert used == pytest.approx([1e-3, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
