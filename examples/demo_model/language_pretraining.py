@@ -11,7 +11,10 @@ the LLM already reads. The schedule (`PHASES`) goes from easy to hard:
    every index is one step from the words it has to match. Only the `<rK>` tokens are scored. The context first
    starts at `Regions:`, then it is the whole first turn (system prompt and image slots included);
 2. *conversations*: what stages 2-3 train on (a grounded caption, then REC and region captions; REC alone; one region
-   caption), in both chat templates, every answer token scored; the last phase lets the learning rate fall to 0.
+   caption), in both chat templates, every answer token scored; the learning rate falls to 0, then a second,
+   longer run at a lower rate falls to 0 again (held-out index accuracy 0.981 after the first, 0.993 after the
+   second; the image-level model inherits the misses: with stages 2-3 unchanged, REC on the demo test's fresh scenes
+   went from 0.949 to 0.972).
 """
 
 import random
@@ -78,6 +81,7 @@ PHASES = (
     Phase("listing", 1000, 1e-3, index_labels_only=True),
     Phase("conversations", 1400, 5e-4),
     Phase("conversations", 600, 5e-4, decay=True),
+    Phase("conversations", 1500, 3e-4, decay=True),
 )
 
 
@@ -266,7 +270,7 @@ def pretrain_language(
     """Train the Llama in `llm_dir` through `phases` and save it (with `tokenizer`) to `output_dir`.
 
     AdamW at each phase's learning rate, gradients clipped to norm 1; consecutive phases of the same kind
-    share the optimizer's state, a new kind starts a fresh optimizer.
+    share the optimizer's state, a new kind or a phase after a decay starts a fresh optimizer.
 
     Returns:
         Each phase's index accuracy on 256 fresh word scenes of that phase.
@@ -276,7 +280,7 @@ def pretrain_language(
     model, pad_token_id = WordSlotLlama(llm), tokenizer.pad_token_id
     accuracies, optimizer, started = [], None, time.time()
     for number, phase in enumerate(phases):
-        if optimizer is None or phase.kind != phases[number - 1].kind:
+        if optimizer is None or phase.kind != phases[number - 1].kind or phases[number - 1].decay:
             optimizer = torch.optim.AdamW(llm.parameters(), lr=phase.learning_rate, weight_decay=0.0)
         steps = max(1, int(phase.steps * step_scale))
         dataset = WordSlotDataset(tokenizer, phase, steps * batch_size, num_image_tokens, max_regions, seed + number)

@@ -125,3 +125,25 @@ def test_a_decay_phase_lets_the_learning_rate_fall_linearly_to_zero(tokenizer, l
         phases=phases,
     )  # fmt: skip
     assert used == pytest.approx([1e-3, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
+
+
+def test_a_phase_after_a_decay_starts_a_fresh_optimizer(tokenizer, llm_dir, tmp_path, monkeypatch):
+    optimizers = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(optimizer, *args, **kwargs):
+        optimizers.append(optimizer)
+        return step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    phases = (
+        Phase("conversations", 1, 1e-3),
+        Phase("conversations", 1, 1e-3, decay=True),  # same kind: goes on with the first phase's moments
+        Phase("conversations", 1, 5e-4, decay=True),  # after a decay to 0: a warm restart
+    )
+    language_pretraining.pretrain_language(
+        llm_dir, tmp_path / "language", tokenizer, num_image_tokens=4, max_regions=8, batch_size=1, seed=0,
+        phases=phases,
+    )  # fmt: skip
+    assert optimizers[0] is optimizers[1]
+    assert optimizers[2] is not optimizers[1]
