@@ -248,7 +248,7 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--detection_lr", type=float, default=1e-3)
     parser.add_argument("--align_lr", type=float, default=1e-3)
-    parser.add_argument("--finetune_lr", type=float, default=3e-4)
+    parser.add_argument("--finetune_lr", type=float, default=5e-4)
     parser.add_argument("--num_workers", type=int, default=0, help="Dataloader workers of every stage.")
     parser.add_argument("--scale", type=float, default=1.0, help="Multiply the scene and step counts (quick tries).")
     parser.add_argument("--stages", default="0L123", help="Which stages to run (the earlier outputs must exist).")

@@ -1,10 +1,6 @@
 """The shipped demo model in the synthetic world: the target bars, measured on scenes never used in training
 (`write_datasets` seeds scenes below 10**9), through the Python API and through `groma predict --tiny`. The
 metrics are taken on 200 scenes: on 50, one draw of scenes can move REC by several points.
-
-The shipped model reaches the proposer, region-caption and grounded-caption bars; the REC checks are expected
-failures that state what it measured (README, "The demo model: a toy world"), and turn into failures to remove the
-mark once a model reaches them.
 """
 
 import json
@@ -20,8 +16,6 @@ from transformers_groma.synthetic.evaluation import evaluate_synthetic_grounding
 
 
 FRESH_SEEDS = range(2 * 10**9, 2 * 10**9 + 200)
-NOT_YET = "the shipped demo model does not yet reach this bar (on the 200 scenes of FRESH_SEEDS: {})"
-REC_NOT_YET = NOT_YET.format("REC Acc@0.5 0.949")  # the API and the CLI checks fail on the same shortfall
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +45,6 @@ def test_proposer_recall(metrics):
     assert metrics["proposal_recall"] >= 0.98
 
 
-@pytest.mark.xfail(reason=REC_NOT_YET, strict=True)
 def test_rec_accuracy(metrics):
     assert metrics["rec_accuracy"] >= 0.95
 
@@ -85,7 +78,6 @@ def run_cli(capsys, *options: str) -> list[dict]:
     return json.loads(capsys.readouterr().out)
 
 
-@pytest.mark.xfail(reason=REC_NOT_YET, strict=True)
 def test_rec_through_the_cli(cli_scenes, capsys):
     pairs, targets = [], []
     for index, (scene, path) in enumerate(cli_scenes):
