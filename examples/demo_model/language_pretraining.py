@@ -34,6 +34,7 @@ from transformers_groma.processing import (
     REGION_CAPTION_TEMPLATES,
     grounded_caption_prompt,
     rec_prompt,
+    record_legacy_flag,
     region_caption_prompt,
 )
 from transformers_groma.synthetic import (
@@ -302,5 +303,6 @@ def pretrain_language(
         accuracies.append(index_accuracy(llm, held_out, pad_token_id))
         print(f"language pretraining, phase {number} ({phase.kind}): index accuracy {accuracies[-1]:.3f}", flush=True)
     llm.save_pretrained(output_dir)
+    record_legacy_flag(tokenizer)  # the saved tokenizer keeps the `legacy` setting the texts were tokenized with
     tokenizer.save_pretrained(output_dir)
     return accuracies
