@@ -114,32 +114,30 @@ def test_a_short_run_trains_and_saves_a_llama(tokenizer, llm_dir, tmp_path):
     assert saved(text).input_ids == tokenizer(text).input_ids  # `legacy` kept: `▁the` after `<p>`, not `t`, `he`
 
 
-def test_a_decay_phase_lets_the_learning_rate_fall_linearly_to_zero(tokenizer, llm_dir, tmp_path, monkeypatch):
-    used = []
+@pytest.fixture
+def optimizer_steps(monkeypatch):
+    """`(optimizer, learning rate)` of every AdamW step taken while the test runs."""
+    steps = []
     step = torch.optim.AdamW.step
 
     def recording_step(optimizer, *args, **kwargs):
-        used.append(optimizer.param_groups[0]["lr"])
+        steps.append((optimizer, optimizer.param_groups[0]["lr"]))
         return step(optimizer, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    return steps
+
+
+def test_a_decay_phase_lets_the_learning_rate_fall_linearly_to_zero(tokenizer, llm_dir, tmp_path, optimizer_steps):
     phases = (Phase("conversations", 2, 1e-3), Phase("conversations", 4, 1e-3, decay=True))
     language_pretraining.pretrain_language(
         llm_dir, tmp_path / "language", tokenizer, num_image_tokens=4, max_regions=8, batch_size=1, seed=0,
         phases=phases,
     )  # fmt: skip
-    assert used == pytest.approx([1e-3, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert [lr for _, lr in optimizer_steps] == pytest.approx([1e-3, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
 
 
-def test_a_phase_after_a_decay_starts_a_fresh_optimizer(tokenizer, llm_dir, tmp_path, monkeypatch):
-    optimizers = []
-    step = torch.optim.AdamW.step
-
-    def recording_step(optimizer, *args, **kwargs):
-        optimizers.append(optimizer)
-        return step(optimizer, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+def test_a_phase_after_a_decay_starts_a_fresh_optimizer(tokenizer, llm_dir, tmp_path, optimizer_steps):
     phases = (
         Phase("conversations", 1, 1e-3),
         Phase("conversations", 1, 1e-3, decay=True),  # same kind: goes on with the first phase's moments
@@ -149,5 +147,6 @@ def test_a_phase_after_a_decay_starts_a_fresh_optimizer(tokenizer, llm_dir, tmp_
         llm_dir, tmp_path / "language", tokenizer, num_image_tokens=4, max_regions=8, batch_size=1, seed=0,
         phases=phases,
     )  # fmt: skip
+    optimizers = [optimizer for optimizer, _ in optimizer_steps]
     assert optimizers[0] is optimizers[1]
     assert optimizers[2] is not optimizers[1]
