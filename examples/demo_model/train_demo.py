@@ -14,8 +14,8 @@ L. language pretraining (`language_pretraining.py`): the Llama learns the world'
    file is given once per head);
 2. `groma-train --stage align` from `--vision_proposer_path` + `--llm_path init/language`: with the LLM frozen, the
    bridge, the region encoder and the Groma-token rows learn to write what the LLM reads, from whole conversations
-   (a grounded caption, then REC and region captions), multi-turn REC and single region captions (`default`
-   template);
+   (a grounded caption, then REC and region captions), multi-turn REC and single region captions, half of them on
+   loose boxes like the proposals a grounded caption points at (`default` template);
 3. `groma-train --stage finetune`: everything but the vision path learns from the same data in the `llava` template
    that inference uses.
 
@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from language_pretraining import pretrain_language
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from torchvision.ops import box_iou
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer, set_seed
 
 from transformers_groma import GromaConfig, GromaForConditionalGeneration, GromaForRegionProposal, GromaProcessor
@@ -186,10 +187,35 @@ def write_rec_conversations(custom_file: Path, output_file: Path) -> None:
     output_file.write_text("".join(lines))
 
 
+def write_loose_region_captions(region_caption_file: Path, output_file: Path, fraction: float = 0.5) -> None:
+    """`write_datasets`' region captions with `fraction` of the boxes (x, y, w, h pixels) moved at random, each to
+    a box at IoU >= 0.5 with the object, as loose as the proposals a grounded caption points at."""
+    rng = random.Random(SEED)
+    data = json.loads(region_caption_file.read_text())
+    sizes = {image["id"]: (image["width"], image["height"]) for image in data["images"]}
+    for annotation in data["annotations"]:
+        if rng.random() < fraction:
+            annotation["bbox"] = loose_box(annotation["bbox"], *sizes[annotation["image_id"]], rng)
+    output_file.write_text(json.dumps(data))
+
+
+def loose_box(box: list[float], width: int, height: int, rng: random.Random) -> list[float]:
+    """`box` (x, y, w, h) with each side moved by up to a quarter of the box's size, kept in the image and at
+    IoU >= 0.5 with `box`."""
+    x, y, w, h = box
+    exact = torch.tensor([[x, y, x + w, y + h]])
+    while True:
+        x1, x2 = x + rng.uniform(-0.25, 0.25) * w, x + w + rng.uniform(-0.25, 0.25) * w
+        y1, y2 = y + rng.uniform(-0.25, 0.25) * h, y + h + rng.uniform(-0.25, 0.25) * h
+        x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height))
+        if x2 - x1 > 2 and y2 - y1 > 2 and box_iou(torch.tensor([[x1, y1, x2, y2]]), exact).item() >= 0.5:
+            return [x1, y1, x2 - x1, y2 - y1]
+
+
 def write_mixtures(chunks: list[dict[str, Path]], out: Path) -> None:
     """`detection.json` (every detection file once per objectness head) and `vl.json` in `out`: the custom
     conversations (a grounded caption, then a REC and a region-caption exchange per object), multi-turn REC that
-    starts without a caption to copy from, and single region captions."""
+    starts without a caption to copy from, and single region captions (half of them on loose boxes)."""
     detection, vl = [], []
     for index, paths in enumerate(chunks):
         image_dir = str(paths["image_dir"])
@@ -205,10 +231,12 @@ def write_mixtures(chunks: list[dict[str, Path]], out: Path) -> None:
             )
         rec_conversations = paths["custom"].with_name("rec_conversations.jsonl")
         write_rec_conversations(paths["custom"], rec_conversations)
+        region_captions = paths["region_caption"].with_name("region_caption_loose.json")
+        write_loose_region_captions(paths["region_caption"], region_captions)
         for kind, annotation_file, name in (
             ("custom", paths["custom"], "conversations"),
             ("custom", rec_conversations, "rec_conversations"),
-            ("vg_single", paths["region_caption"], "region_captions"),
+            ("vg_single", region_captions, "region_captions"),
         ):
             vl.append(
                 {
