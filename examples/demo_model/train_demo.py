@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from language_pretraining import pretrain_language
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from torchvision.ops import box_iou
+from torchvision.ops import box_convert, box_iou
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaTokenizer, set_seed
 
 from transformers_groma import GromaConfig, GromaForConditionalGeneration, GromaForRegionProposal, GromaProcessor
@@ -203,7 +203,7 @@ def loose_box(box: list[float], width: int, height: int, rng: random.Random) -> 
     """`box` (x, y, w, h) with each side moved by up to a quarter of the box's size, kept in the image and at
     IoU >= 0.5 with `box`."""
     x, y, w, h = box
-    exact = torch.tensor([[x, y, x + w, y + h]])
+    exact = box_convert(torch.tensor([box]), "xywh", "xyxy")
     while True:
         x1, x2 = x + rng.uniform(-0.25, 0.25) * w, x + w + rng.uniform(-0.25, 0.25) * w
         y1, y2 = y + rng.uniform(-0.25, 0.25) * h, y + h + rng.uniform(-0.25, 0.25) * h

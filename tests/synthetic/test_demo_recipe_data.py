@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.ops import box_iou
+from torchvision.ops import box_convert, box_iou
 
 from transformers_groma.synthetic import write_datasets
 
@@ -19,8 +19,7 @@ train_demo = pytest.importorskip("train_demo")
 
 
 def xyxy(box):
-    x, y, w, h = box
-    return torch.tensor([[x, y, x + w, y + h]], dtype=torch.float64)
+    return box_convert(torch.tensor([box], dtype=torch.float64), "xywh", "xyxy")
 
 
 def test_a_loose_box_stays_in_the_image_and_on_its_object():
